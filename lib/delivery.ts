@@ -1,0 +1,283 @@
+/**
+ * The delivery core: stamps and serializes messages once, hands them to the store, and keeps the
+ * polls this instance holds — their wake-ups, hold timeouts, supersede (409), session end (401),
+ * store outage (503) and shutdown (503).
+ *
+ * Hot paths: a publish costs one store call; a wake-up is a map lookup by session id followed by
+ * one store read for that session; nothing here iterates over idle sessions.
+ */
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import type {
+  EndedSession, MailboxStore, Message, PublishTarget, ReadResult, SessionEndInfo, StoreEvent
+} from '../types/index.js'
+import {
+  BadCursorError, PollSupersededError, ShuttingDownError, StoreUnavailableError, UnknownSessionError
+} from './errors.js'
+import { idGenerator } from './util.js'
+
+export interface DeliveryOptions {
+  maxMessagesPerPoll: number
+  sweepInterval: number
+  onSessionEnd?: (session: SessionEndInfo) => void | Promise<void>
+}
+
+/** Marks an error as "the store failed": the routes answer 503 with retry-after. */
+function unavailable (log: FastifyBaseLogger) {
+  return (err: unknown): never => {
+    log.warn({ err }, 'long-poll store unavailable')
+    throw new StoreUnavailableError()
+  }
+}
+
+/** A poll held by this instance. */
+class HeldPoll {
+  /** Poll sequence from the store; 0 until `beginPoll` answered. */
+  seq = 0
+  /** Highest poll sequence announced for this session while `seq` was still unknown. */
+  newerSeq = 0
+  done = false
+  reading = false
+  pending = false
+  timer: NodeJS.Timeout | undefined = undefined
+
+  constructor (
+    readonly sessionId: string,
+    public cursor: number | null,
+    readonly reply: FastifyReply,
+    readonly resolve: (payload: string) => void,
+    readonly reject: (err: Error) => void
+  ) {}
+}
+
+export function pollPayload (result: ReadResult): string {
+  return '{"cursor":"' + result.cursor + '","messages":[' + result.messages.join(',') +
+    '],"missed":' + result.missed + '}'
+}
+
+export class DeliveryCore {
+  readonly held = new Map<string, HeldPoll>()
+  closing = false
+  private readonly nextId = idGenerator()
+  private sweepTimer: NodeJS.Timeout | undefined
+  private sweeping = false
+  private readonly fail: (err: unknown) => never
+
+  constructor (
+    readonly store: MailboxStore,
+    private readonly opts: DeliveryOptions,
+    private readonly log: FastifyBaseLogger,
+    /** Called after each sweep (the routes clean their rate-limit windows there). */
+    private readonly afterSweep: (now: number) => void = () => {}
+  ) {
+    this.fail = unavailable(log)
+  }
+
+  /** Store calls go through here: any rejection becomes 503 LONGPOLL_STORE_UNAVAILABLE. */
+  call<T> (promise: Promise<T>): Promise<T> {
+    return promise.then(undefined, this.fail)
+  }
+
+  startSweeper (): void {
+    this.sweepTimer = setInterval(() => { this.sweep(Date.now()).catch(() => {}) }, this.opts.sweepInterval)
+    this.sweepTimer.unref()
+  }
+
+  /** Removes expired sessions through the store, announces their `leave`s and calls the hook. */
+  async sweep (now: number): Promise<void> {
+    if (this.sweeping) return
+    this.sweeping = true
+    try {
+      const ended = await this.call(this.store.sweep(now))
+      for (const session of ended) await this.announceEnd(session, 'expired')
+      this.afterSweep(now)
+    } finally {
+      this.sweeping = false
+    }
+  }
+
+  /** `leave` messages to the rooms of a session that ended, then the `onSessionEnd` hook. */
+  async announceEnd (session: EndedSession, reason: 'expired' | 'ended'): Promise<void> {
+    for (const room of session.rooms) {
+      await this.publish('leave', session.id, { kind: 'room', room }, session.profile)
+    }
+    if (this.opts.onSessionEnd !== undefined) {
+      try {
+        await this.opts.onSessionEnd({ ...session, reason })
+      } catch (err) {
+        this.log.error({ err }, 'long-poll onSessionEnd hook failed')
+      }
+    }
+  }
+
+  /**
+   * Stamps id/ts, serializes the message once and stores it. `dataJson` may be given when the
+   * caller already serialized `data` (for the size check), so it is never stringified twice.
+   */
+  async publish (
+    type: Message['type'], from: string | null, target: PublishTarget, data: unknown, dataJson?: string
+  ): Promise<{ id: string, ts: number, recipients: number }> {
+    const id = this.nextId()
+    const ts = Date.now()
+    const room = target.kind === 'room' ? target.room : null
+    const to = target.kind === 'session' ? target.id : null
+    // Every string here is our own id or a validated room/session id (no characters to escape),
+    // but JSON.stringify keeps it safe whatever the caller passed.
+    const json = '{"id":"' + id + '","type":"' + type + '","from":' + JSON.stringify(from) +
+      ',"room":' + JSON.stringify(room) + ',"to":' + JSON.stringify(to) +
+      ',"data":' + (dataJson ?? JSON.stringify(data)) + ',"ts":' + ts + '}'
+    const recipients = await this.call(this.store.publish({ id, ts, json, target }, ts))
+    return { id, ts, recipients }
+  }
+
+  /** Delivery of a store event to the polls held here. */
+  readonly onStoreEvent = (event: StoreEvent): void => {
+    switch (event.type) {
+      case 'wake':
+        if (event.sessions === null) {
+          for (const held of this.held.values()) this.wake(held)
+        } else {
+          for (const id of event.sessions) {
+            const held = this.held.get(id)
+            if (held !== undefined) this.wake(held)
+          }
+        }
+        break
+      case 'poll': {
+        const held = this.held.get(event.sessionId)
+        if (held === undefined) break
+        if (held.seq === 0) {
+          if (event.seq > held.newerSeq) held.newerSeq = event.seq
+        } else if (held.seq < event.seq) {
+          this.finish(held, new PollSupersededError())
+        }
+        break
+      }
+      case 'ended': {
+        const held = this.held.get(event.sessionId)
+        if (held !== undefined) this.finish(held, new UnknownSessionError())
+        break
+      }
+      case 'unavailable':
+        for (const held of [...this.held.values()]) this.finish(held, new StoreUnavailableError(), 1)
+        break
+    }
+  }
+
+  /**
+   * Answers a poll: at once when there is something after the cursor (or `holdMs` is 0),
+   * otherwise holds it until a wake-up, the hold time, a newer poll, or shutdown.
+   * Resolves with the serialized response body.
+   */
+  poll (sessionId: string, cursor: number | null, holdMs: number, reply: FastifyReply): Promise<string> {
+    if (this.closing) {
+      reply.header('retry-after', '1').header('connection', 'close')
+      return Promise.reject(new ShuttingDownError())
+    }
+    return new Promise<string>((resolve, reject) => {
+      const held = new HeldPoll(sessionId, cursor, reply, resolve, reject)
+      const previous = this.held.get(sessionId)
+      if (previous !== undefined) this.finish(previous, new PollSupersededError())
+      // Registered before the first read: a publish during the read marks it pending.
+      this.held.set(sessionId, held)
+      reply.raw.once('close', () => {
+        if (!held.done) this.finish(held, null)
+      })
+      this.read(held, holdMs).catch((err: Error) => this.finish(held, err))
+    })
+  }
+
+  /** Reads the mailbox (again while wake-ups arrived during the read) and answers when there is something. */
+  private async read (held: HeldPoll, holdMs: number | null): Promise<void> {
+    held.reading = true
+    do {
+      held.pending = false
+      const result = await this.call(this.store.read(held.sessionId, held.cursor, this.opts.maxMessagesPerPoll, Date.now()))
+      if (held.done) return
+      if (result === null) return this.finish(held, new UnknownSessionError())
+      if (result === 'bad-cursor') return this.finish(held, new BadCursorError())
+      if (result.messages.length > 0 || result.missed > 0 || holdMs === 0) return this.finish(held, pollPayload(result))
+      if (held.seq !== 0 && result.pollSeq > held.seq) return this.finish(held, new PollSupersededError())
+      held.cursor = result.cursor
+    } while (held.pending)
+    held.reading = false
+    if (holdMs !== null) await this.hold(held, holdMs)
+  }
+
+  /** Nothing to answer yet: tell the store the poll is held, then wait. */
+  private async hold (held: HeldPoll, holdMs: number): Promise<void> {
+    const seq = await this.call(this.store.beginPoll(held.sessionId, holdMs, Date.now()))
+    if (seq === null) return this.finish(held, new UnknownSessionError())
+    held.seq = seq
+    if (held.done) {
+      // Answered (superseded, aborted, shut down) while the store was asked: end the hold.
+      this.endPoll(held)
+      return
+    }
+    if (held.newerSeq > seq) return this.finish(held, new PollSupersededError())
+    held.timer = setTimeout(() => {
+      this.finish(held, '{"cursor":"' + held.cursor + '","messages":[],"missed":0}')
+    }, holdMs)
+    if (held.pending) this.wake(held)
+  }
+
+  private wake (held: HeldPoll): void {
+    if (held.done) return
+    if (held.reading) {
+      held.pending = true
+      return
+    }
+    if (held.seq === 0) {
+      // Still between the first read and beginPoll: read again once the hold starts.
+      held.pending = true
+      return
+    }
+    this.read(held, null).catch((err: Error) => this.finish(held, err))
+  }
+
+  private endPoll (held: HeldPoll): void {
+    if (held.seq === 0) return
+    this.store.endPoll(held.sessionId, held.seq, Date.now()).catch((err: unknown) => {
+      this.log.warn({ err }, 'long-poll store: endPoll failed')
+    })
+  }
+
+  /**
+   * Answers a held poll once: a body (200), an error, or null for a client that went away.
+   * `retryAfter` adds the header (503s).
+   */
+  private finish (held: HeldPoll, outcome: string | Error | null, retryAfter?: number): void {
+    if (held.done) return
+    held.done = true
+    if (held.timer !== undefined) clearTimeout(held.timer)
+    if (this.held.get(held.sessionId) === held) this.held.delete(held.sessionId)
+    this.endPoll(held)
+    if (typeof outcome === 'string') {
+      held.resolve(outcome)
+      return
+    }
+    if (outcome === null) {
+      // The client is gone; settle the handler without writing anything meaningful.
+      held.resolve('')
+      return
+    }
+    if (retryAfter !== undefined) held.reply.header('retry-after', String(retryAfter))
+    held.reject(outcome)
+  }
+
+  /** preClose: answer every held poll at once with 503 and `connection: close`. */
+  shutdown (): void {
+    this.closing = true
+    for (const held of [...this.held.values()]) {
+      held.reply.header('connection', 'close')
+      this.finish(held, new ShuttingDownError(), 1)
+    }
+  }
+
+  /** onClose: timers and the store. */
+  async close (): Promise<void> {
+    this.closing = true
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer)
+    this.sweepTimer = undefined
+    await this.store.close()
+  }
+}
