@@ -1,0 +1,286 @@
+/**
+ * Shared test helpers: start the plugin in a fresh Fastify instance, and talk to it over real
+ * HTTP (node:http, one connection per request, so held polls, aborts and `app.close()` behave
+ * as they do for real clients) or through `inject` when the instance is not listening.
+ *
+ * Paths given to `request()` are relative to the plugin's prefix unless `absolute` is set.
+ */
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import longPollChat from '../../lib/index.js'
+import type { LongPollChatOptions, Message } from '../../types/index.js'
+
+/** The part of a tap `Test` the helpers need. */
+export interface TestLike {
+  teardown (fn: () => unknown): void
+}
+
+export interface TestServer {
+  app: FastifyInstance
+  prefix: string
+  /** The listening port, or null when requests go through `inject`. */
+  port: number | null
+  /** Closes the app once (later calls, and the teardown, do nothing). */
+  close (): Promise<void>
+  request (req: RequestOptions): Promise<Reply>
+}
+
+export interface RequestOptions {
+  method?: string
+  /** Relative to the prefix (`/poll?wait=0`), unless `absolute`. */
+  path: string
+  absolute?: boolean
+  /** Sent as `authorization: Bearer <token>`. */
+  token?: string
+  /** Serialized with JSON.stringify and sent as `application/json`. */
+  json?: unknown
+  /** A raw body, sent as is (set `content-type` yourself in `headers`). */
+  body?: string | Buffer
+  headers?: Record<string, string>
+  signal?: AbortSignal
+}
+
+export interface Reply {
+  status: number
+  headers: IncomingHttpHeaders
+  /** Parsed JSON body, or null when the body is empty or not JSON. */
+  body: any
+  text: string
+  /** Milliseconds from sending the request to the end of the response. */
+  ms: number
+}
+
+export interface StartOptions {
+  /** Listen on 127.0.0.1, port 0 (default false: use inject). */
+  listen?: boolean
+  fastify?: FastifyServerOptions
+}
+
+export const DEFAULT_PREFIX = '/chat'
+
+/** Starts a Fastify instance with the plugin; it is closed in `t.teardown`. */
+export async function start (t: TestLike, options: LongPollChatOptions = {}, startOptions: StartOptions = {}): Promise<TestServer> {
+  const app = Fastify(startOptions.fastify ?? {})
+  let closed: Promise<void> | null = null
+  const close = async (): Promise<void> => {
+    closed ??= app.close()
+    await closed
+  }
+  t.teardown(close)
+  const opts: LongPollChatOptions = { prefix: DEFAULT_PREFIX, ...options }
+  await app.register(longPollChat, opts)
+  let port: number | null = null
+  if (startOptions.listen === true) {
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const address = app.server.address()
+    if (address === null || typeof address === 'string') throw new Error('unexpected server address')
+    port = address.port
+  } else {
+    await app.ready()
+  }
+  const server: TestServer = {
+    app,
+    prefix: opts.prefix ?? '',
+    port,
+    close,
+    request: (req) => port === null ? injectRequest(server, req) : httpCall(port, server.prefix, req)
+  }
+  return server
+}
+
+function buildRequest (prefix: string, req: RequestOptions): { method: string, url: string, headers: Record<string, string>, body: string | Buffer | undefined } {
+  const headers: Record<string, string> = {}
+  let body: string | Buffer | undefined
+  if (req.token !== undefined) headers.authorization = `Bearer ${req.token}`
+  if (req.json !== undefined) {
+    body = JSON.stringify(req.json)
+    headers['content-type'] = 'application/json'
+  } else if (req.body !== undefined) {
+    body = req.body
+  }
+  Object.assign(headers, req.headers)
+  return { method: req.method ?? 'GET', url: (req.absolute === true ? '' : prefix) + req.path, headers, body }
+}
+
+function parse (text: string): any {
+  if (text === '') return null
+  try {
+    return JSON.parse(text)
+  } catch {
+    return null
+  }
+}
+
+async function injectRequest (server: TestServer, req: RequestOptions): Promise<Reply> {
+  const { method, url, headers, body } = buildRequest(server.prefix, req)
+  const started = Date.now()
+  const res = await server.app.inject({ method: method as 'GET', url, headers, payload: body })
+  return { status: res.statusCode, headers: res.headers, text: res.body, body: parse(res.body), ms: Date.now() - started }
+}
+
+/** One real HTTP request on its own connection (no keep-alive), to 127.0.0.1:port. */
+export function httpCall (port: number, prefix: string, req: RequestOptions): Promise<Reply> {
+  const { method, url, headers, body } = buildRequest(prefix, req)
+  if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body))
+  const started = Date.now()
+  return new Promise((resolve, reject) => {
+    const r = httpRequest({ host: '127.0.0.1', port, method, path: url, headers, agent: false, signal: req.signal }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('error', reject)
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8')
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, body: parse(text), ms: Date.now() - started })
+      })
+    })
+    r.on('error', reject)
+    r.end(body)
+  })
+}
+
+/* Protocol shortcuts ------------------------------------------------------------------------ */
+
+export interface Session {
+  id: string
+  token: string
+  cursor: string
+  pollTimeoutMs: number
+  messageTtlMs: number
+  sessionTtlMs: number
+}
+
+/** `POST /register`; throws unless the answer is 201. */
+export async function register (s: TestServer, body?: { rooms?: string[], profile?: Record<string, unknown> | null }, headers?: Record<string, string>): Promise<Session> {
+  const res = await s.request({ method: 'POST', path: '/register', json: body, headers })
+  if (res.status !== 201) throw new Error(`register: expected 201, got ${res.status} ${res.text}`)
+  return res.body as Session
+}
+
+export interface PollOptions {
+  cursor?: string
+  wait?: number | string
+  signal?: AbortSignal
+}
+
+/** `GET /poll` as it is answered (any status). */
+export function poll (s: TestServer, token: string, opts: PollOptions = {}): Promise<Reply> {
+  const q = new URLSearchParams()
+  if (opts.cursor !== undefined) q.set('cursor', opts.cursor)
+  if (opts.wait !== undefined) q.set('wait', String(opts.wait))
+  const qs = q.toString()
+  return s.request({ path: '/poll' + (qs === '' ? '' : '?' + qs), token, signal: opts.signal })
+}
+
+export interface PollResult {
+  cursor: string
+  messages: Message[]
+  missed: number
+}
+
+/** `GET /poll`; throws unless the answer is 200. */
+export async function pollOk (s: TestServer, token: string, opts: PollOptions = {}): Promise<PollResult> {
+  const res = await poll(s, token, opts)
+  if (res.status !== 200) throw new Error(`poll: expected 200, got ${res.status} ${res.text}`)
+  return res.body as PollResult
+}
+
+/** `POST /messages` as it is answered. */
+export function send (s: TestServer, token: string, body: unknown): Promise<Reply> {
+  return s.request({ method: 'POST', path: '/messages', token, json: body })
+}
+
+export function join (s: TestServer, token: string, room: string): Promise<Reply> {
+  return s.request({ method: 'POST', path: `/rooms/${encodeURIComponent(room)}/join`, token })
+}
+
+export function leave (s: TestServer, token: string, room: string): Promise<Reply> {
+  return s.request({ method: 'POST', path: `/rooms/${encodeURIComponent(room)}/leave`, token })
+}
+
+export function members (s: TestServer, token: string, room: string): Promise<Reply> {
+  return s.request({ path: `/rooms/${encodeURIComponent(room)}/members`, token })
+}
+
+export function endSession (s: TestServer, token: string): Promise<Reply> {
+  return s.request({ method: 'DELETE', path: '/session', token })
+}
+
+/* Time ---------------------------------------------------------------------------------------- */
+
+export function sleep (ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
+}
+
+/** Resolves with fn's first truthy result, checking every `interval` ms; throws after `timeout` ms. */
+export async function waitFor<T> (fn: () => T | Promise<T>, what: string, timeout = 3000, interval = 5): Promise<T> {
+  const deadline = Date.now() + timeout
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
+    await sleep(interval)
+  }
+}
+
+/** Waits until this instance holds exactly `n` polls. */
+export function waitHeld (s: TestServer, n: number, timeout = 3000): Promise<boolean> {
+  return waitFor(async () => (await s.app.longPoll.stats()).heldPolls === n, `${n} held poll(s)`, timeout)
+}
+
+/* Deterministic randomness ------------------------------------------------------------------ */
+
+/** mulberry32: a small seeded PRNG, so fuzz runs are reproducible. Returns floats in [0, 1). */
+export function prng (seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0
+    let x = a
+    x = Math.imul(x ^ (x >>> 15), x | 1)
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}
+
+/* Assertions ---------------------------------------------------------------------------------- */
+
+/** The part of a tap `Test` the assertion helpers need. */
+export interface Asserts extends TestLike {
+  equal (found: any, wanted: any, message?: string): boolean
+  ok (found: any, message?: string): boolean
+  match (found: any, pattern: any, message?: string): boolean
+}
+
+/** Every error code PROTOCOL.md names. */
+export const PROTOCOL_CODES = [
+  'LONGPOLL_UNAUTHORIZED', 'LONGPOLL_TOO_MANY_ROOMS', 'LONGPOLL_PROFILE_TOO_LARGE', 'LONGPOLL_SESSIONS_FULL',
+  'LONGPOLL_BAD_CURSOR', 'LONGPOLL_UNKNOWN_SESSION', 'LONGPOLL_POLL_SUPERSEDED', 'LONGPOLL_SHUTTING_DOWN',
+  'LONGPOLL_BAD_MESSAGE', 'LONGPOLL_NOT_A_MEMBER', 'LONGPOLL_NO_SUCH_SESSION', 'LONGPOLL_MESSAGE_TOO_LARGE',
+  'LONGPOLL_RATE_LIMITED', 'LONGPOLL_STORE_UNAVAILABLE'
+]
+
+/** True when `code` is a protocol code or one of Fastify's own `FST_ERR_*` codes. */
+export function isProtocolCode (code: unknown): boolean {
+  return typeof code === 'string' && (PROTOCOL_CODES.includes(code) || code.startsWith('FST_ERR_'))
+}
+
+/**
+ * Asserts an error answer: its status, `cache-control: no-store`, Fastify's error shape
+ * `{ statusCode, code, error, message }`, and its code (the given one, or any protocol or
+ * `FST_ERR_*` code when `code` is omitted).
+ */
+export function assertError (t: Asserts, res: Reply, status: number, code?: string, what = ''): void {
+  const p = what === '' ? '' : what + ': '
+  t.equal(res.status, status, `${p}status ${status} (body ${res.text.slice(0, 200)})`)
+  t.match(res.headers['cache-control'], /no-store/, `${p}cache-control: no-store`)
+  const b = res.body
+  t.ok(b !== null && typeof b === 'object', `${p}JSON error body`)
+  if (b === null || typeof b !== 'object') return
+  t.equal(b.statusCode, status, `${p}body.statusCode`)
+  t.equal(typeof b.error, 'string', `${p}body.error is a string`)
+  t.equal(typeof b.message, 'string', `${p}body.message is a string`)
+  if (code === undefined) {
+    t.ok(isProtocolCode(b.code), `${p}body.code ${String(b.code)} is a protocol or FST_ERR_ code`)
+  } else {
+    t.equal(b.code, code, `${p}body.code`)
+  }
+}
