@@ -36,7 +36,7 @@ export const RegisterReply = Type.Object({
 })
 
 export const PollQuery = Type.Object({
-  cursor: Type.Optional(Type.String({ maxLength: 64, description: 'Opaque cursor from the previous response' })),
+  cursor: Type.Optional(Type.String({ description: 'Opaque cursor from the previous response' })),
   wait: Type.Optional(Type.Integer({ minimum: 0, description: 'Longest hold in ms, capped at pollTimeout' }))
 })
 export type PollQueryT = Static<typeof PollQuery>
