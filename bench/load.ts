@@ -1,0 +1,313 @@
+/**
+ * The load generator: `tsx bench/load.ts`, forked by bench/run.ts, a separate process from the
+ * server. Long-poll clients for the floor and the plugin (node:http, keep-alive agents), or
+ * socket.io-client restricted to polling (same agent). Every loop here stops when the scenario
+ * stops; the harness bounds each scenario in time.
+ */
+import http from 'node:http'
+import { io as ioClient, type Socket } from 'socket.io-client'
+import { serve } from './ipc.js'
+import { Histogram, nowUs, sleep, type LatencySummary } from './stats.js'
+
+type Kind = 'lp' | 'socketio'
+
+interface Tracked { s: number, n: number, t: number }
+
+interface Client {
+  idx: number
+  rooms: string[]
+  /** Last `n` seen from each sender (`s`): per-sender order is preserved, so lower or equal is a duplicate. */
+  last: Map<number, number>
+  token?: string
+  cursor?: string
+  socket?: Socket
+  polling?: boolean
+}
+
+export interface LoadReport {
+  delivered: number
+  expected: number
+  duplicates: number
+  missed: number
+  /** Poll responses that carried at least one benchmark message, and those messages. */
+  responsesWithMessages: number
+  messagesInThem: number
+  emptyResponses: number
+  errors: Record<string, number>
+  latency: LatencySummary
+  /** From the reset to the last delivery, ms. */
+  spanMs: number
+  timedOut: boolean
+}
+
+let kind: Kind = 'lp'
+let port = 0
+const clients: Client[] = []
+let running = false
+const hist = new Histogram()
+let counters = freshCounters()
+let lastDeliveryAt = 0
+let resetAt = 0
+
+function freshCounters (): Omit<LoadReport, 'expected' | 'latency' | 'spanMs' | 'timedOut'> {
+  return { delivered: 0, duplicates: 0, missed: 0, responsesWithMessages: 0, messagesInThem: 0, emptyResponses: 0, errors: {} }
+}
+
+function countError (what: string): void {
+  counters.errors[what] = (counters.errors[what] ?? 0) + 1
+}
+
+const agentOpts: http.AgentOptions = { keepAlive: true, maxSockets: Infinity, maxFreeSockets: 20_000, timeout: 120_000 }
+let pollAgent = new http.Agent(agentOpts)
+let postAgent = new http.Agent({ ...agentOpts, maxSockets: 256 })
+
+/** Records one received benchmark message; returns whether it was one. */
+function onData (c: Client, data: unknown, at: number): boolean {
+  if (data === null || typeof data !== 'object') return false
+  const d = data as Tracked
+  if (typeof d.t !== 'number' || typeof d.n !== 'number' || typeof d.s !== 'number') return false
+  const prev = c.last.get(d.s)
+  if (prev !== undefined && d.n <= prev) {
+    counters.duplicates++
+    return true
+  }
+  c.last.set(d.s, d.n)
+  counters.delivered++
+  hist.record(at - d.t)
+  lastDeliveryAt = at
+  return true
+}
+
+function request (agent: http.Agent, method: string, path: string, token: string | undefined, body: string | undefined,
+  done: (status: number, text: string) => void, fail: (err: Error) => void): http.ClientRequest {
+  const headers: http.OutgoingHttpHeaders = {}
+  if (token !== undefined) headers.authorization = `Bearer ${token}`
+  if (body !== undefined) {
+    headers['content-type'] = 'application/json'
+    headers['content-length'] = Buffer.byteLength(body)
+  }
+  const req = http.request({ agent, host: '127.0.0.1', port, method, path, headers }, (res) => {
+    let text = ''
+    res.setEncoding('utf8')
+    res.on('data', (chunk: string) => { text += chunk })
+    res.on('end', () => done(res.statusCode ?? 0, text))
+    res.on('error', fail)
+  })
+  req.on('error', fail)
+  req.end(body)
+  return req
+}
+
+function requestAsync (agent: http.Agent, method: string, path: string, token: string | undefined, body: string | undefined): Promise<{ status: number, text: string }> {
+  return new Promise((resolve, reject) => {
+    request(agent, method, path, token, body, (status, text) => resolve({ status, text }), reject)
+  })
+}
+
+/* Long-poll clients (floor and plugin: the same wire protocol) ---------------------------------- */
+
+function lpPoll (c: Client): void {
+  if (!running || c.polling !== true) return
+  const path = `/chat/poll?cursor=${encodeURIComponent(c.cursor ?? '0')}`
+  request(pollAgent, 'GET', path, c.token, undefined, (status, text) => {
+    const at = nowUs()
+    if (status !== 200) {
+      countError(`poll ${status}`)
+      setTimeout(() => lpPoll(c), 100)
+      return
+    }
+    let parsed: { cursor: string, messages: { type: string, data: unknown }[], missed: number }
+    try {
+      parsed = JSON.parse(text)
+    } catch {
+      countError('poll bad json')
+      setTimeout(() => lpPoll(c), 100)
+      return
+    }
+    c.cursor = parsed.cursor
+    counters.missed += parsed.missed
+    let n = 0
+    for (const m of parsed.messages) if (m.type === 'message' && onData(c, m.data, at)) n++
+    if (n > 0) {
+      counters.responsesWithMessages++
+      counters.messagesInThem += n
+    } else if (parsed.messages.length === 0) {
+      counters.emptyResponses++
+    }
+    lpPoll(c)
+  }, (err) => {
+    if (!running) return
+    countError(`poll ${(err as NodeJS.ErrnoException).code ?? err.message}`)
+    setTimeout(() => lpPoll(c), 100)
+  })
+}
+
+async function lpRegister (c: Client): Promise<void> {
+  const body = c.rooms.length > 0 ? JSON.stringify({ rooms: c.rooms }) : undefined
+  const { status, text } = await requestAsync(postAgent, 'POST', '/chat/register', undefined, body)
+  if (status !== 201) throw new Error(`register ${status} ${text.slice(0, 200)}`)
+  const r = JSON.parse(text) as { token: string, cursor: string }
+  c.token = r.token
+  c.cursor = r.cursor
+}
+
+/* socket.io clients (polling transport only) ---------------------------------------------------- */
+
+function sioConnect (c: Client): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = ioClient(`http://127.0.0.1:${port}`, {
+      transports: ['polling'],
+      agent: pollAgent as unknown as string,
+      forceNew: true,
+      reconnection: false,
+      timeout: 60_000,
+      query: c.rooms.length > 0 ? { rooms: c.rooms.join(',') } : {}
+    })
+    c.socket = socket
+    let inPoll = 0
+    socket.io.on('open', () => {
+      const engine = socket.io.engine
+      engine.on('packet', (p: { type: string }) => { if (p.type === 'message') inPoll++ })
+      engine.transport.on('pollComplete', () => {
+        if (inPoll > 0) counters.responsesWithMessages++
+        else counters.emptyResponses++
+        inPoll = 0
+      })
+    })
+    socket.on('m', (data: unknown) => {
+      const at = nowUs()
+      if (onData(c, data, at)) counters.messagesInThem++
+    })
+    socket.on('connect', () => resolve())
+    socket.on('connect_error', (err) => { countError(`connect ${err.message}`); reject(err) })
+    socket.on('disconnect', (reason) => { if (running) countError(`disconnect ${reason}`) })
+  })
+}
+
+/* Commands --------------------------------------------------------------------------------------- */
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+async function pool<T> (items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<number> {
+  let next = 0
+  let failures = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++]
+      try {
+        await fn(item)
+      } catch (err) {
+        failures++
+        if (failures <= 3) console.error('[load]', (err as Error).message)
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return failures
+}
+
+function snapshot (expected: number, timedOut: boolean): LoadReport {
+  return {
+    ...counters,
+    errors: { ...counters.errors },
+    expected,
+    latency: hist.summary(),
+    spanMs: lastDeliveryAt > resetAt ? (lastDeliveryAt - resetAt) / 1e3 : 0,
+    timedOut
+  }
+}
+
+serve({
+  /** Creates `rooms.length` clients and registers (or connects) them; polls start with `poll` (socket.io: at once). */
+  async setup (args: { kind: Kind, port: number, rooms: string[][], concurrency: number }) {
+    kind = args.kind
+    port = args.port
+    running = true
+    const started = performance.now()
+    for (let i = 0; i < args.rooms.length; i++) clients.push({ idx: i, rooms: args.rooms[i], last: new Map() })
+    const failures = await pool(clients, args.concurrency, kind === 'lp' ? lpRegister : sioConnect)
+    return { clients: clients.length, failures, ms: performance.now() - started }
+  },
+  /** Starts every long-poll client's poll loop (socket.io clients poll from the moment they connect). */
+  poll () {
+    if (kind === 'lp') {
+      for (const c of clients) {
+        if (c.token === undefined || c.polling === true) continue
+        c.polling = true
+        lpPoll(c)
+      }
+    }
+    return true
+  },
+  /** Closes the idle keep-alive sockets left by registration, so that only sessions (and polls) remain on the server. */
+  async closeIdle () {
+    postAgent.destroy()
+    postAgent = new http.Agent({ ...agentOpts, maxSockets: 256 })
+    await sleep(200)
+    return true
+  },
+  reset () {
+    counters = freshCounters()
+    hist.reset()
+    resetAt = nowUs()
+    lastDeliveryAt = 0
+    return true
+  },
+  /** Waits until `expected` distinct benchmark messages have arrived, or `timeoutMs`. */
+  async waitFor (args: { expected: number, timeoutMs: number }): Promise<LoadReport> {
+    const deadline = performance.now() + args.timeoutMs
+    while (counters.delivered < args.expected && performance.now() < deadline) await sleep(20)
+    return snapshot(args.expected, counters.delivered < args.expected)
+  },
+  /**
+   * Chat: each sender (client index) posts `{ s, n, t }` to its room in a closed loop (one message
+   * in flight) for `durationMs`. Returns the accepted sends and how many deliveries they imply.
+   */
+  async chat (args: { senders: number[], durationMs: number }) {
+    const deadline = performance.now() + args.durationMs
+    const roomSize = new Map<string, number>()
+    for (const c of clients) for (const r of c.rooms) roomSize.set(r, (roomSize.get(r) ?? 0) + 1)
+    let sent = 0
+    let expected = 0
+    let sendErrors = 0
+    const sendLatency = new Histogram()
+    const loop = async (c: Client): Promise<void> => {
+      const room = c.rooms[0]
+      for (let n = 0; performance.now() < deadline; n++) {
+        const t = nowUs()
+        const data = { s: c.idx, n, t }
+        let ok: boolean
+        if (kind === 'lp') {
+          const r = await requestAsync(postAgent, 'POST', '/chat/messages', c.token, JSON.stringify({ data, room }))
+            .catch((err: Error) => ({ status: 0, text: err.message }))
+          ok = r.status === 202
+          if (!ok) countError(`send ${r.status}`)
+        } else {
+          ok = await new Promise<boolean>((resolve) => {
+            c.socket!.timeout(10_000).emit('send', room, data, (err: Error | null) => resolve(err === null))
+          })
+          if (!ok) countError('send timeout')
+        }
+        if (ok) {
+          sent++
+          expected += roomSize.get(room) ?? 0
+          sendLatency.record(nowUs() - t)
+        } else {
+          sendErrors++
+          await sleep(50)
+        }
+      }
+    }
+    await Promise.all(args.senders.map((i) => loop(clients[i])))
+    return { sent, expected, sendErrors, send: sendLatency.summary() }
+  },
+  counters () { return snapshot(0, false) },
+  async stop () {
+    running = false
+    for (const c of clients) c.socket?.close()
+    pollAgent.destroy()
+    postAgent.destroy()
+    pollAgent = new http.Agent(agentOpts)
+    setTimeout(() => process.exit(0), 20)
+    return true
+  }
+})
