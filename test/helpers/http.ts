@@ -184,6 +184,19 @@ export async function pollOk (s: TestServer, token: string, opts: PollOptions = 
   return res.body as PollResult
 }
 
+/**
+ * A reader of one session's mailbox: each call polls with `wait=0` from the cursor of the
+ * previous call (acknowledging what it returned) and resolves with the new messages.
+ */
+export function reader (s: TestServer, session: { token: string, cursor: string }): () => Promise<Message[]> {
+  let cursor = session.cursor
+  return async () => {
+    const p = await pollOk(s, session.token, { cursor, wait: 0 })
+    cursor = p.cursor
+    return p.messages
+  }
+}
+
 /** `POST /messages` as it is answered. */
 export function send (s: TestServer, token: string, body: unknown): Promise<Reply> {
   return s.request({ method: 'POST', path: '/messages', token, json: body })
