@@ -1,0 +1,354 @@
+/**
+ * The Redis store: the shared store contract, plus what only a shared store has (several
+ * instances on one Redis, key cleanup, one round trip per broadcast, outages).
+ * Needs a Redis: REDIS_URL=redis://127.0.0.1:6379/0. ioredis and the store are imported lazily,
+ * so that without REDIS_URL nothing of Redis is loaded.
+ */
+import { spawnSync } from 'node:child_process'
+import { createHash, randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import type { Redis as RedisClient } from 'ioredis'
+import type { RedisStore as RedisStoreClass } from '../lib/stores/redis.js'
+import type { StoreConfig, StoreEvent } from '../types/index.js'
+import { storeContract } from './helpers/store-contract.js'
+
+const REDIS_URL = process.env.REDIS_URL
+
+const CONFIG: StoreConfig = {
+  messageTtl: 30_000,
+  sessionTtl: 60_000,
+  maxMailboxMessages: 50,
+  maxSessions: 1000,
+  maxRoomsPerSession: 5
+}
+
+function uniquePrefix (): string {
+  return `lpctest:${randomBytes(6).toString('hex')}:`
+}
+
+function hash (token: string): string {
+  return createHash('sha256').update(token).digest('hex')
+}
+
+async function keysOf (client: RedisClient, prefix: string): Promise<string[]> {
+  const keys: string[] = []
+  let cursor = '0'
+  do {
+    const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+    keys.push(...batch)
+    cursor = next
+  } while (cursor !== '0')
+  return keys.sort()
+}
+
+async function deleteKeys (client: RedisClient, prefix: string): Promise<void> {
+  const keys = await keysOf(client, prefix)
+  if (keys.length > 0) await client.del(...keys)
+}
+
+/** Waits until `check` holds, polling every 10 ms, at most `ms`. */
+async function until (what: string, check: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
+  const end = Date.now() + ms
+  while (!(await check())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port
+      srv.close(() => resolve(port))
+    })
+    srv.on('error', reject)
+  })
+}
+
+t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t) => {
+  const { Redis } = await import('ioredis')
+  const { RedisStore } = await import('../lib/stores/redis.js')
+  const url = REDIS_URL as string
+
+  /** A client for the test, quit (and its prefix's keys deleted) in teardown. */
+  function client (tt: typeof t, prefix: string, redisUrl = url): RedisClient {
+    const c = new Redis(redisUrl)
+    c.on('error', () => {})
+    tt.teardown(async () => {
+      if (c.status === 'ready') {
+        await deleteKeys(c, prefix)
+        await c.quit()
+      } else {
+        c.disconnect()
+      }
+    })
+    return c
+  }
+
+  async function started (tt: typeof t, c: RedisClient, keyPrefix: string, config: Partial<StoreConfig> = {},
+    opts: { gcMargin?: number } = {}): Promise<{ store: RedisStoreClass, events: StoreEvent[] }> {
+    const store = new RedisStore({ client: c, keyPrefix, ...opts })
+    const events: StoreEvent[] = []
+    await store.init({ ...CONFIG, ...config }, (e) => events.push(e))
+    tt.teardown(() => store.close())
+    return { store, events }
+  }
+
+  function newSession (rooms: string[] = [], profile: Record<string, unknown> | null = null) {
+    const token = randomBytes(16).toString('hex')
+    return { id: 's-' + randomBytes(6).toString('hex'), tokenHash: hash(token), profile, rooms }
+  }
+
+  function message (target: { kind: 'all' } | { kind: 'room', room: string } | { kind: 'session', id: string }, data: unknown, now: number) {
+    const id = 'm-' + randomBytes(6).toString('hex')
+    return { id, ts: now, json: JSON.stringify({ id, type: 'message', from: null, room: null, to: null, data, ts: now }), target }
+  }
+
+  storeContract(t, 'redis', async () => {
+    const keyPrefix = uniquePrefix()
+    const c = new Redis(url)
+    c.on('error', () => {})
+    return {
+      store: new RedisStore({ client: c, keyPrefix }),
+      cleanup: async () => {
+        await deleteKeys(c, keyPrefix)
+        await c.quit()
+      }
+    }
+  })
+
+  t.test('the constructor checks its options', async (t) => {
+    t.throws(() => new RedisStore({} as never), TypeError)
+    const c = client(t, uniquePrefix())
+    t.throws(() => new RedisStore({ client: c, keyPrefix: 1 as never }), TypeError)
+    t.throws(() => new RedisStore({ client: c, gcMargin: -1 }), TypeError)
+    t.throws(() => new RedisStore({ client: c, sweepBatch: 0 }), TypeError)
+    await t.rejects(new RedisStore({ client: c }).stats(), 'methods before init fail')
+  })
+
+  t.test('every key is gone once the sessions expired and the message bodies timed out (real time)', async (t) => {
+    const prefix = uniquePrefix()
+    const c = client(t, prefix)
+    const { store } = await started(t, c, prefix, { messageTtl: 150, sessionTtl: 200 }, { gcMargin: 100 })
+    t.same(await keysOf(c, prefix), [], 'nothing before the first session')
+
+    const a = newSession(['r1', 'r2'], { name: 'A' })
+    const b = newSession(['r1'])
+    t.equal(await store.createSession(a, Date.now()), true)
+    t.equal(await store.createSession(b, Date.now()), true)
+    await store.publish(message({ kind: 'all' }, 1, Date.now()), Date.now())
+    await store.publish(message({ kind: 'room', room: 'r1' }, 2, Date.now()), Date.now())
+    await store.publish(message({ kind: 'session', id: a.id }, 3, Date.now()), Date.now())
+    const r = await store.read(b.id, 0, 1, Date.now())
+    t.same(r !== null && r !== 'bad-cursor' ? r.messages.length : r, 1, 'one delivered, one left unacknowledged')
+    const during = await keysOf(c, prefix)
+    t.ok(during.length >= 12, `session, token, room, mailbox and body keys exist (${during.length})`)
+
+    await sleep(250)
+    t.equal(await store.authenticate(a.tokenHash, Date.now()), null, 'expired after sessionTtl, before the sweep')
+    const swept = await store.sweep(Date.now())
+    t.same(swept.map((s) => s.id).sort(), [a.id, b.id].sort(), 'both swept')
+    await until('the message bodies to time out', async () => (await keysOf(c, prefix)).length === 1)
+    t.same(await keysOf(c, prefix), [prefix + 'stats'], 'only the global counters remain')
+    t.same(await store.stats(), { sessions: 0, queued: 0, delivered: 1, dropped: 0 })
+  })
+
+  t.test('messageTtl in real time: an unread message expires and is counted as missed', async (t) => {
+    const prefix = uniquePrefix()
+    const c = client(t, prefix)
+    const { store } = await started(t, c, prefix, { messageTtl: 100 })
+    const a = newSession()
+    await store.createSession(a, Date.now())
+    await store.publish(message({ kind: 'session', id: a.id }, 'old', Date.now()), Date.now())
+    await sleep(150)
+    await store.publish(message({ kind: 'session', id: a.id }, 'new', Date.now()), Date.now())
+    const r = await store.read(a.id, 0, 10, Date.now())
+    if (r === null || r === 'bad-cursor') throw new Error('read failed')
+    t.same(r.messages.map((m) => JSON.parse(m).data), ['new'])
+    t.equal(r.missed, 1)
+  })
+
+  t.test('a broadcast to N sessions is one round trip, and so is a room publish', async (t) => {
+    const prefix = uniquePrefix()
+    const c = client(t, prefix)
+    const { store } = await started(t, c, prefix)
+    const ids: string[] = []
+    for (let i = 0; i < 30; i++) {
+      const s = newSession(i % 2 === 0 ? ['even'] : [])
+      await store.createSession(s, Date.now())
+      ids.push(s.id)
+    }
+    await store.publish(message({ kind: 'session', id: ids[0] as string }, 'warm-up', Date.now()), Date.now())
+
+    const sent: string[] = []
+    const original = c.sendCommand.bind(c)
+    c.sendCommand = ((command: { name: string }, ...rest: unknown[]) => {
+      sent.push(command.name)
+      return (original as (...args: unknown[]) => unknown)(command, ...rest)
+    }) as typeof c.sendCommand
+    t.teardown(() => { c.sendCommand = original })
+
+    t.equal(await store.publish(message({ kind: 'all' }, 'to all', Date.now()), Date.now()), 30)
+    t.same(sent, ['evalsha'], 'one command for 30 recipients')
+    sent.length = 0
+    t.equal(await store.publish(message({ kind: 'room', room: 'even' }, 'to even', Date.now()), Date.now()), 15)
+    t.same(sent, ['evalsha'], 'one command for a room of 15')
+    c.sendCommand = original
+
+    for (const [i, id] of ids.entries()) {
+      const r = await store.read(id, null, 10, Date.now())
+      if (r === null || r === 'bad-cursor') throw new Error('read failed')
+      const data = r.messages.map((m) => JSON.parse(m).data).filter((d) => d !== 'warm-up')
+      t.same(data, i % 2 === 0 ? ['to all', 'to even'] : ['to all'], `mailbox ${i}`)
+    }
+  })
+
+  t.test('the body of a broadcast is stored once', async (t) => {
+    const prefix = uniquePrefix()
+    const c = client(t, prefix)
+    const { store } = await started(t, c, prefix)
+    for (let i = 0; i < 5; i++) await store.createSession(newSession(), Date.now())
+    const m = message({ kind: 'all' }, 'x'.repeat(1000), Date.now())
+    await store.publish(m, Date.now())
+    const keys = await keysOf(c, prefix + 'm:')
+    t.same(keys, [prefix + 'm:' + m.id], 'one body key')
+    t.equal(await c.get(prefix + 'm:' + m.id), m.json)
+    const ttl = await c.pttl(prefix + 'm:' + m.id)
+    t.ok(ttl > 0 && ttl <= CONFIG.messageTtl + 30_000, `with a TTL of messageTtl + margin (${ttl} ms)`)
+  })
+
+  t.test('close() quits only its own subscriber; the user\'s client keeps working', async (t) => {
+    const prefix = uniquePrefix()
+    const c = client(t, prefix)
+    const subscriberName = `lpc-subscriber:${prefix}`
+    const names = async (): Promise<string[]> => String(await c.client('LIST')).split('\n')
+      .map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1] ?? '').filter((n) => n === subscriberName)
+    t.same(await names(), [], 'no subscriber before init')
+    const store = new RedisStore({ client: c, keyPrefix: prefix })
+    await store.init(CONFIG, () => {})
+    t.same(await names(), [subscriberName], 'init opened one subscriber connection, named after the prefix')
+    const sub = (store as unknown as { subscriber: RedisClient }).subscriber
+    await store.close()
+    t.equal(sub.status, 'end', 'the subscriber is closed')
+    t.equal(c.status, 'ready', 'the user\'s client is not')
+    t.equal(await c.ping(), 'PONG', 'and still answers')
+    await store.close()
+    t.pass('a second close() is harmless')
+    await t.rejects(store.stats(), { code: 'LONGPOLL_STORE_UNAVAILABLE' }, 'a closed store refuses work')
+    t.same(await names(), [], 'the subscriber connection is gone from the server')
+  })
+
+  t.test('two instances on one prefix: events reach both, join/leave/sweep happen once', async (t) => {
+    const prefix = uniquePrefix()
+    const c1 = client(t, prefix)
+    const c2 = client(t, prefix)
+    const one = await started(t, c1, prefix, { sessionTtl: 10_000 })
+    const two = await started(t, c2, prefix, { sessionTtl: 10_000 })
+    const T0 = Date.now()
+
+    const a = newSession(['r'])
+    await one.store.createSession(a, T0)
+    const seq = await two.store.beginPoll(a.id, 1000, T0)
+    await until('the poll event on both', () =>
+      [one.events, two.events].every((evs) => evs.some((e) => e.type === 'poll' && e.sessionId === a.id && e.seq === seq)))
+    t.equal(two.events.filter((e) => e.type === 'poll').length, 1, 'an instance gets its own event once, through pub/sub')
+    await two.store.endPoll(a.id, seq as number, T0)
+
+    await one.store.publish(message({ kind: 'session', id: a.id }, 'hi', T0 + 1), T0 + 1)
+    await until('the wake on both', () =>
+      [one.events, two.events].every((evs) => evs.some((e) => e.type === 'wake' && e.sessions?.includes(a.id))))
+    const r = await two.store.read(a.id, 0, 10, T0 + 2)
+    t.same(r !== null && r !== 'bad-cursor' ? r.messages.map((m) => JSON.parse(m).data) : r, ['hi'], 'read on the other instance')
+
+    const joins = await Promise.all([one.store.join(a.id, 'q'), two.store.join(a.id, 'q'), one.store.join(a.id, 'q')])
+    t.same(joins.filter((j) => j === 'joined').length, 1, 'a concurrent join is joined once')
+    const leaves = await Promise.all([one.store.leave(a.id, 'q'), two.store.leave(a.id, 'q')])
+    t.same(leaves.filter(Boolean).length, 1, 'a concurrent leave is true once')
+
+    const ids = [a.id]
+    for (let i = 0; i < 40; i++) {
+      const s = newSession(['r'])
+      await (i % 2 === 0 ? one : two).store.createSession(s, T0 + 3)
+      ids.push(s.id)
+    }
+    t.same(await one.store.stats(), await two.store.stats(), 'stats agree')
+    t.same((await one.store.members('r')).map((m) => m.id).sort(), (await two.store.members('r')).map((m) => m.id).sort(), 'members agree')
+    const [s1, s2] = await Promise.all([one.store.sweep(T0 + 20_000), two.store.sweep(T0 + 20_000)])
+    const swept = [...s1, ...s2].map((s) => s.id).sort()
+    t.same(swept, ids.sort(), 'each session is swept exactly once by the two sweepers together')
+    await until('the ended events on both', () =>
+      [one.events, two.events].every((evs) => evs.filter((e) => e.type === 'ended').length === ids.length))
+    t.equal((await one.store.stats()).sessions, 0)
+  })
+
+  t.test('a broadcast to a large room in one script keeps every mailbox contiguous', async (t) => {
+    const prefix = uniquePrefix()
+    const c1 = client(t, prefix)
+    const c2 = client(t, prefix)
+    const one = await started(t, c1, prefix)
+    const two = await started(t, c2, prefix)
+    const ids: string[] = []
+    for (let i = 0; i < 10; i++) {
+      const s = newSession(['r'])
+      await one.store.createSession(s, Date.now())
+      ids.push(s.id)
+    }
+    // Interleaved publishes from both instances: every mailbox gets the same order.
+    await Promise.all(Array.from({ length: 40 }, (_, i) =>
+      (i % 2 === 0 ? one : two).store.publish(message({ kind: 'room', room: 'r' }, i, Date.now()), Date.now())))
+    let reference: unknown[] | null = null
+    for (const id of ids) {
+      const r = await two.store.read(id, 0, 100, Date.now())
+      if (r === null || r === 'bad-cursor') throw new Error('read failed')
+      t.equal(r.cursor, 40, 'sequences are contiguous: 40 messages, cursor 40')
+      const data = r.messages.map((m) => JSON.parse(m).data)
+      t.equal(new Set(data).size, 40)
+      if (reference === null) reference = data
+      else t.same(data, reference, 'the same order in every mailbox')
+    }
+  })
+
+  const noRedisServer = spawnSync('redis-server', ['--version']).status !== 0 && 'redis-server is not installed'
+  t.test('outage: methods fail at once, one unavailable event, service resumes by itself', { skip: noRedisServer }, async (t) => {
+    const port = await freePort()
+    const startRedis = (): void => {
+      const r = spawnSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes'])
+      if (r.status !== 0) throw new Error('redis-server did not start: ' + r.stderr.toString())
+    }
+    const stopRedis = (): void => {
+      spawnSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'])
+    }
+    startRedis()
+    t.teardown(stopRedis)
+    const prefix = uniquePrefix()
+    const c = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 })
+    c.on('error', () => {})
+    t.teardown(() => c.disconnect())
+    await until('the private redis to accept connections', async () => await c.ping().then(() => true, () => false))
+    const { store, events } = await started(t, c, prefix)
+    const a = newSession()
+    t.equal(await store.createSession(a, Date.now()), true)
+
+    stopRedis()
+    await until('the unavailable event', () => events.some((e) => e.type === 'unavailable'))
+    const t1 = Date.now()
+    await t.rejects(store.authenticate(a.tokenHash, Date.now()), { code: 'LONGPOLL_STORE_UNAVAILABLE', statusCode: 503 })
+    await t.rejects(store.publish(message({ kind: 'all' }, 1, Date.now()), Date.now()), { code: 'LONGPOLL_STORE_UNAVAILABLE' })
+    t.ok(Date.now() - t1 < 1000, 'they fail at once, not after a reconnect')
+    await sleep(200) // several reconnect attempts fail meanwhile
+    t.equal(events.filter((e) => e.type === 'unavailable').length, 1, 'one event per outage')
+
+    // Redis comes back empty (no persistence): the store works again without help.
+    startRedis()
+    await until('the store to work again', async () => await store.stats().then(() => true, () => false), 5000)
+    const b = newSession()
+    t.equal(await store.createSession(b, Date.now()), true, 'new sessions can be created')
+    const seq = await store.beginPoll(b.id, 1000, Date.now())
+    await until('events flow again through the resubscribed subscriber', () =>
+      events.some((e) => e.type === 'poll' && e.sessionId === b.id && e.seq === seq))
+    t.pass('the subscriber resubscribed')
+  })
+})
