@@ -217,14 +217,19 @@ function snapshot (expected: number, timedOut: boolean): LoadReport {
 }
 
 serve({
-  /** Creates `rooms.length` clients and registers (or connects) them; polls start with `poll` (socket.io: at once). */
+  /**
+   * Adds `rooms.length` clients (each with its rooms) and registers (or connects) them; polls
+   * start with `poll` (socket.io clients poll from the moment they connect).
+   */
   async setup (args: { kind: Kind, port: number, rooms: string[][], concurrency: number }) {
     kind = args.kind
     port = args.port
     running = true
     const started = performance.now()
-    for (let i = 0; i < args.rooms.length; i++) clients.push({ idx: i, rooms: args.rooms[i], last: new Map() })
-    const failures = await pool(clients, args.concurrency, kind === 'lp' ? lpRegister : sioConnect)
+    const fresh: Client[] = []
+    for (const rooms of args.rooms) fresh.push({ idx: clients.length + fresh.length, rooms, last: new Map() })
+    clients.push(...fresh)
+    const failures = await pool(fresh, args.concurrency, kind === 'lp' ? lpRegister : sioConnect)
     return { clients: clients.length, failures, ms: performance.now() - started }
   },
   /** Starts every long-poll client's poll loop (socket.io clients poll from the moment they connect). */

@@ -434,7 +434,9 @@ function render (meta: Record<string, unknown>, fan: DeliveryRow[], burst: Deliv
   const lines: string[] = []
   lines.push(`# Benchmark results (${String(meta.date)})`, '')
   lines.push(`Machine: ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}${cfg.quick ? ' — QUICK run (small N)' : ''}${cfg.profile ? ' — PROFILED run (CPU figures inflated)' : ''}.`)
-  lines.push('Server and load generator are separate processes on 127.0.0.1 sharing the machine; CPU, RSS and heap are read by each server process about itself.', '')
+  const la = meta.loadAverage as { atStart: number[], atEnd: number[] }
+  lines.push('Server and load generator are separate processes on 127.0.0.1 sharing the machine; CPU, RSS and heap are read by each server process about itself. ' +
+    `Load average (1/5/15 min) at start ${la.atStart.join(' / ')}, at end ${la.atEnd.join(' / ')} (other work on the machine shows here; latency suffers from it most).`, '')
   const delivHead = ['server', 'N', 'rate/s', 'delivered', 'p50 ms', 'p99 ms', 'max ms', 'CPU ms / 1k deliveries', 'msgs / response', 'peak RSS MiB', 'errors']
   const delivRow = (r: DeliveryRow): string[] => [
     r.server, String(r.clients), String(r.rate), pct(r.delivered, r.expected),
@@ -485,6 +487,7 @@ function render (meta: Record<string, unknown>, fan: DeliveryRow[], burst: Deliv
 
 async function main (): Promise<void> {
   const started = Date.now()
+  const loadAtStart = os.loadavg().map((v) => Number(v.toFixed(2)))
   redisUrl = await findRedis()
   const allServers: ServerKind[] = ['floor', 'socketio', 'plugin-memory', 'plugin-redis']
   let servers = list(env.BENCH_SERVERS, allServers) as ServerKind[]
@@ -532,7 +535,14 @@ async function main (): Promise<void> {
   redisInfo?.disconnect()
 
   const tg = targets(fan, burst, idleRows)
-  const meta = { date: new Date().toISOString(), machine: machine(), config: cfg, servers, durationS: Math.round((Date.now() - started) / 1000) }
+  const meta = {
+    date: new Date().toISOString(),
+    machine: machine(),
+    loadAverage: { atStart: loadAtStart, atEnd: os.loadavg().map((v) => Number(v.toFixed(2))) },
+    config: cfg,
+    servers,
+    durationS: Math.round((Date.now() - started) / 1000)
+  }
   let md = render(meta, fan, burst, idleRows, chatRows, tg)
   md += `\nWhole run: ${meta.durationS} s.${failures.length > 0 ? ` Failed runs: ${failures.join('; ')}.` : ''}\n`
   writeFileSync(join(RESULTS, 'latest.md'), md)
