@@ -242,6 +242,11 @@ export function storeContract (t: Test, name: string, factory: ContractStoreFact
       t.ok(await store.endSession(a.id))
       t.equal(await store.createSession(extra, T0 + 3), true, 'room again once a session ended')
       t.equal((await store.stats()).sessions, 2)
+
+      const late = { id: unique('s'), tokenHash: hash('y'), profile: null, rooms: [] }
+      t.equal(await store.createSession(late, T0 + 4), false)
+      t.equal((await store.sweep(T0 + 100_000)).length, 2, 'both expired')
+      t.equal(await store.createSession(late, T0 + 100_001), true, 'expired sessions free their places')
     })
 
     t.test('hasSession', async (t) => {
@@ -289,6 +294,7 @@ export function storeContract (t: Test, name: string, factory: ContractStoreFact
 
     t.test('publish to all, a room, a session: recipients and delivery', async (t) => {
       const { session, publish, read, T0 } = await setup(t)
+      t.equal((await publish({ kind: 'all' }, 'nobody', T0)).recipients, 0, 'no sessions: 0')
       const a = await session(T0, { rooms: ['r'] })
       const b = await session(T0, { rooms: ['r'] })
       const c = await session(T0)
@@ -714,9 +720,11 @@ export function storeContract (t: Test, name: string, factory: ContractStoreFact
     t.test('a held poll keeps the session alive; its idle time starts at endPoll', async (t) => {
       const { store, session, T0 } = await setup(t, { sessionTtl: 10_000 })
       const a = await session(T0)
-      const seq = await store.beginPoll(a.id, 25_000, T0 + 1000)
+      // Held for up to 100 s: within that, the session must not expire (beyond it, a store may
+      // assume the instance holding it is gone).
+      const seq = await store.beginPoll(a.id, 100_000, T0 + 1000)
       t.type(seq, 'number')
-      t.same(await store.sweep(T0 + 30_000), [], 'not swept while the poll is held, however long')
+      t.same(await store.sweep(T0 + 30_000), [], 'not swept while the poll is held, well past sessionTtl')
       t.equal((await store.authenticate(a.tokenHash, T0 + 30_000))?.id, a.id, 'and still authenticates')
       t.same(await store.sweep(T0 + 60_000), [], 'an authentication during the hold does not restart expiry')
 
@@ -729,8 +737,8 @@ export function storeContract (t: Test, name: string, factory: ContractStoreFact
     t.test('an older poll ending does not end a newer hold', async (t) => {
       const { store, session, T0 } = await setup(t, { sessionTtl: 10_000 })
       const a = await session(T0)
-      const s1 = await store.beginPoll(a.id, 25_000, T0 + 1)
-      const s2 = await store.beginPoll(a.id, 25_000, T0 + 2)
+      const s1 = await store.beginPoll(a.id, 100_000, T0 + 1)
+      const s2 = await store.beginPoll(a.id, 100_000, T0 + 2)
       await store.endPoll(a.id, s1 as number, T0 + 3)
       t.same(await store.sweep(T0 + 50_000), [], 'the newer poll is still held')
       await store.endPoll(a.id, s2 as number, T0 + 50_000)
