@@ -1,0 +1,302 @@
+/**
+ * Several instances, one Redis: the protocol holds as if they were one server (PROTOCOL.md,
+ * "Several instances"). Three Fastify instances on port 0, each with its own ioredis client and
+ * RedisStore on one key prefix, spoken to over real HTTP; any request may go to any instance.
+ * Needs REDIS_URL (redis://127.0.0.1:6379/0); the outage test starts its own redis-server on a
+ * free port and never touches the shared one.
+ */
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
+import t, { type Test } from 'tap'
+import type { Redis as RedisClient } from 'ioredis'
+import type { LongPollChatOptions, Message } from '../types/index.js'
+import {
+  assertError, join, leave, members, poll, pollOk, prng, register, send, sleep, start, waitFor, waitHeld,
+  type Asserts, type TestServer
+} from './helpers/http.js'
+
+/** Destructuring target for `servers` (two or three instances). */
+type Three = [TestServer, TestServer, TestServer]
+
+/** assertError of the helpers, whose `Asserts` type tap's `Test` does not satisfy for tsc. */
+function expectError (tt: Test, res: Parameters<typeof assertError>[1], status: number, code: string, what: string): void {
+  assertError(tt as unknown as Asserts, res, status, code, what)
+}
+
+const REDIS_URL = process.env.REDIS_URL
+const noRedisServer = spawnSync('redis-server', ['--version']).status !== 0 && 'redis-server is not installed'
+
+async function freePort (): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port
+      srv.close(() => resolve(port))
+    })
+    srv.on('error', reject)
+  })
+}
+
+t.test('several instances on one Redis', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t) => {
+  const { Redis } = await import('ioredis')
+  const { RedisStore } = await import('../lib/stores/redis.js')
+
+  async function deleteKeys (c: RedisClient, prefix: string): Promise<void> {
+    let cursor = '0'
+    do {
+      const [next, keys] = await c.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      if (keys.length > 0) await c.del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+  }
+
+  /**
+   * `n` listening instances sharing one key prefix, each with its own client. Teardown closes the
+   * apps, deletes the prefix's keys and quits the clients.
+   */
+  async function cluster (tt: Test, n: number, options: LongPollChatOptions = {},
+    redis: { url?: string, port?: number } = { url: REDIS_URL }): Promise<{ servers: TestServer[], clients: RedisClient[], prefix: string }> {
+    const prefix = `lpcmulti:${randomBytes(6).toString('hex')}:`
+    const clients: RedisClient[] = []
+    const servers: TestServer[] = []
+    tt.teardown(async () => {
+      for (const s of servers) await s.close()
+      const c = clients.find((x) => x.status === 'ready')
+      if (c !== undefined) await deleteKeys(c, prefix)
+      for (const x of clients) x.disconnect()
+    })
+    for (let i = 0; i < n; i++) {
+      const client = redis.port !== undefined
+        ? new Redis({ host: '127.0.0.1', port: redis.port, retryStrategy: () => 50 })
+        : new Redis(redis.url as string)
+      client.on('error', () => {})
+      clients.push(client)
+      const store = new RedisStore({ client, keyPrefix: prefix })
+      servers.push(await start(tt, { rateLimit: false, pollTimeout: 5000, ...options, store }, { listen: true }))
+    }
+    return { servers, clients, prefix }
+  }
+
+  const data = (ms: Message[]): unknown[] => ms.filter((m) => m.type === 'message').map((m) => m.data)
+
+  t.test('a publish on C wakes a poll held on B for a session registered on A', async (t) => {
+    const [A, B, C] = (await cluster(t, 3)).servers as Three
+    const alice = await register(A, { rooms: ['r'] })
+    const bob = await register(C, { rooms: ['r'] })
+    const first = await pollOk(B, alice.token, { cursor: alice.cursor, wait: 0 })
+    const held = pollOk(B, alice.token, { cursor: first.cursor, wait: 4000 })
+    await waitHeld(B, 1)
+    const sentAt = Date.now()
+    const res = await send(C, bob.token, { room: 'r', data: 'across' })
+    t.equal(res.status, 202)
+    const answer = await held
+    const ms = Date.now() - sentAt
+    t.same(data(answer.messages), ['across'], 'the held poll got the message')
+    t.equal(answer.messages[0]?.from, bob.id)
+    t.ok(ms < 1000, `answered promptly (${ms} ms; the hold was 4 s)`)
+
+    // A direct message from the app's decorator on A to a poll held on C.
+    const again = pollOk(C, alice.token, { cursor: answer.cursor, wait: 4000 })
+    await waitHeld(C, 1)
+    await A.app.longPoll.send(alice.id, { n: 1 })
+    t.same(data((await again).messages), [{ n: 1 }], 'the decorator on another instance wakes it too')
+  })
+
+  t.test('a lost response loses nothing: the old cursor on another instance returns the same messages', async (t) => {
+    const [A, B, C] = (await cluster(t, 3)).servers as Three
+    const s = await register(A)
+    for (let i = 1; i <= 3; i++) await C.app.longPoll.send(s.id, i)
+    const r1 = await pollOk(B, s.token, { cursor: s.cursor, wait: 0 })
+    t.same(data(r1.messages), [1, 2, 3])
+    const lost = await pollOk(C, s.token, { cursor: s.cursor, wait: 0 })
+    t.same(lost.messages, r1.messages, 'the same messages again, elsewhere')
+    t.equal(lost.cursor, r1.cursor, 'and the same cursor')
+    await A.app.longPoll.send(s.id, 4)
+    const r2 = await pollOk(A, s.token, { cursor: r1.cursor, wait: 0 })
+    t.same(data(r2.messages), [4], 'the new cursor acknowledged 1-3 on every instance')
+    const bad = await poll(B, s.token, { cursor: String(Number(r2.cursor) + 1), wait: 0 })
+    expectError(t, bad, 400, 'LONGPOLL_BAD_CURSOR', 'a cursor ahead of anything issued, on another instance')
+  })
+
+  t.test('lag fuzz across instances: every message exactly once, in order', async (t) => {
+    const { servers } = await cluster(t, 3)
+    const rnd = prng(0x5eed)
+    const pick = (): TestServer => servers[Math.floor(rnd() * servers.length)] as TestServer
+    const receiver = await register(pick(), { rooms: ['fuzz'] })
+    const senders = [await register(pick(), { rooms: ['fuzz'] }), await register(pick(), { rooms: ['fuzz'] })]
+    const total = 60
+    const deadline = Date.now() + 15_000
+
+    const sending = (async () => {
+      for (let n = 0; n < total; n++) {
+        const res = await send(pick(), (senders[n % 2] as { token: string }).token, { room: 'fuzz', data: n })
+        if (res.status !== 202) throw new Error(`send ${n}: ${res.status} ${res.text}`)
+        if (rnd() < 0.3) await sleep(Math.floor(rnd() * 8))
+      }
+    })()
+
+    const got: number[] = []
+    let cursor = receiver.cursor
+    let polls = 0
+    let lostResponses = 0
+    while (got.length < total && Date.now() < deadline && polls < 2000) {
+      polls++
+      const wait = rnd() < 0.5 ? 0 : Math.floor(rnd() * 50)
+      const res = await pollOk(pick(), receiver.token, { cursor, wait })
+      if (rnd() < 0.25) {
+        lostResponses++
+        continue // the response was "lost": poll again with the old cursor, elsewhere
+      }
+      cursor = res.cursor
+      for (const m of res.messages) if (m.type === 'message') got.push(m.data as number)
+    }
+    await sending
+    t.same(got, Array.from({ length: total }, (_, i) => i), `all ${total} messages once, in order (${polls} polls, ${lostResponses} responses dropped)`)
+  })
+
+  t.test('a newer poll on A supersedes a poll held on B (409 on B)', async (t) => {
+    const [A, B] = (await cluster(t, 2)).servers as Three
+    const s = await register(A)
+    const older = poll(B, s.token, { cursor: s.cursor, wait: 4000 })
+    await waitHeld(B, 1)
+    const newer = pollOk(A, s.token, { cursor: s.cursor, wait: 4000 })
+    const res = await older
+    expectError(t, res, 409, 'LONGPOLL_POLL_SUPERSEDED', 'the older poll, on B')
+    t.ok(res.ms < 2000, `answered at once (${res.ms} ms)`)
+    await waitHeld(A, 1)
+    t.equal((await B.app.longPoll.stats()).heldPolls, 0, 'B holds nothing any more')
+    await B.app.longPoll.send(s.id, 'for the newer one')
+    t.same(data((await newer).messages), ['for the newer one'], 'the newer poll on A is the one that gets mail')
+  })
+
+  t.test('join, leave and expiry happen once across instances', async (t) => {
+    const ended: string[] = []
+    const [A, B, C] = (await cluster(t, 3, {
+      sessionTtl: 400,
+      sweepInterval: 30,
+      onSessionEnd: (s) => { ended.push(s.id + ':' + s.reason) }
+    })).servers as Three
+    const watcher = await register(A, { rooms: ['lobby'] })
+    const seen: Message[] = []
+    let cursor = watcher.cursor
+    const state = { watching: true }
+    const watch = (async () => {
+      let i = 0
+      while (state.watching) {
+        const server = [A, B, C][i++ % 3] as TestServer
+        const r = await pollOk(server, watcher.token, { cursor, wait: 100 })
+        cursor = r.cursor
+        seen.push(...r.messages)
+      }
+    })()
+
+    const u = await register(B, { rooms: ['lobby'], profile: { name: 'U' } })
+    t.equal((await join(C, u.token, 'lobby')).status, 204, 'joining again elsewhere is a no-op')
+    t.equal((await leave(A, u.token, 'lobby')).status, 204)
+    t.equal((await leave(B, u.token, 'lobby')).status, 204, 'leaving again elsewhere is a no-op')
+    t.equal((await join(C, u.token, 'lobby')).status, 204)
+    // u now idles: the three sweepers race for its expiry.
+    const count = (type: string): number => seen.filter((m) => m.type === type && m.from === u.id).length
+    await waitFor(() => count('leave') === 2, 'the leave on expiry', 5000)
+    await sleep(300) // three more sweeps on each instance: a duplicate would show up now
+    state.watching = false
+    await watch
+    t.equal(count('join'), 2, 'one join at register, one on the second join')
+    t.equal(count('leave'), 2, 'one leave, one expiry')
+    t.same(ended, [u.id + ':expired'], 'onSessionEnd once, on one instance')
+    t.same(seen.filter((m) => m.from === u.id).map((m) => m.type), ['join', 'leave', 'join', 'leave'], 'in order')
+  })
+
+  t.test('stats().sessions and members() are the same on every instance', async (t) => {
+    const { servers } = await cluster(t, 3)
+    const sessions = []
+    for (let i = 0; i < 6; i++) {
+      sessions.push(await register(servers[i % 3] as TestServer, { rooms: i < 4 ? ['m'] : [], profile: { i } }))
+    }
+    const ids = (list: Array<{ id: string }>): string[] => list.map((m) => m.id).sort()
+    const expected = sessions.slice(0, 4).map((s) => s.id).sort()
+    for (const [i, s] of servers.entries()) {
+      t.equal((await s.app.longPoll.stats()).sessions, 6, `stats().sessions on instance ${i}`)
+      t.same(ids(await s.app.longPoll.members('m')), expected, `members('m') on instance ${i}`)
+      t.same(ids(await s.app.longPoll.members()), sessions.map((x) => x.id).sort(), `members() on instance ${i}`)
+      const res = await members(s, (sessions[i] as { token: string }).token, 'm')
+      t.same(ids(res.body.members), expected, `GET /rooms/m/members on instance ${i}`)
+    }
+  })
+
+  t.test('an instance closed mid-poll: the client re-polls on another, nothing lost', async (t) => {
+    const [A, B, C] = (await cluster(t, 3)).servers as Three
+    const s = await register(A)
+    await C.app.longPoll.send(s.id, 'before')
+    const r1 = await pollOk(B, s.token, { cursor: s.cursor, wait: 0 })
+    t.same(data(r1.messages), ['before'])
+    const held = poll(B, s.token, { cursor: r1.cursor, wait: 4000 })
+    await waitHeld(B, 1)
+    const closing = B.close()
+    const res = await held
+    expectError(t, res, 503, 'LONGPOLL_SHUTTING_DOWN', 'the poll held by the closing instance')
+    await C.app.longPoll.send(s.id, 'while B closes')
+    await closing
+    await C.app.longPoll.send(s.id, 'after')
+    const r2 = await pollOk(A, s.token, { cursor: r1.cursor, wait: 0 })
+    t.same(data(r2.messages), ['while B closes', 'after'], 'everything after the cursor, on A')
+    t.equal(r2.missed, 0)
+  })
+
+  t.test('Redis outage: 503 at once, held polls answered, no crash, service resumes by itself', { skip: noRedisServer }, async (t) => {
+    const port = await freePort()
+    const redisServer = (): void => {
+      const r = spawnSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes'])
+      if (r.status !== 0) throw new Error('redis-server did not start: ' + r.stderr.toString())
+    }
+    const shutdown = (): void => { spawnSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave']) }
+    redisServer()
+    t.teardown(shutdown)
+    const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 20 })
+    probe.on('error', () => {})
+    t.teardown(() => probe.disconnect())
+    await waitFor(() => probe.ping().then(() => true, () => false), 'the private redis-server', 5000)
+
+    const [A, B] = (await cluster(t, 2, {}, { port })).servers as Three
+    const s = await register(A)
+    const other = await register(B)
+    const held = poll(B, s.token, { cursor: s.cursor, wait: 4000 })
+    await waitHeld(B, 1)
+
+    shutdown()
+    const res = await held
+    expectError(t, res, 503, 'LONGPOLL_STORE_UNAVAILABLE', 'the held poll')
+    t.ok(res.ms < 3000, `answered when Redis went away, not at the end of the hold (${res.ms} ms)`)
+    t.ok(res.headers['retry-after'], 'with retry-after')
+    for (const [what, r] of [
+      ['register', await A.request({ method: 'POST', path: '/register' })],
+      ['poll', await poll(A, s.token, { cursor: s.cursor, wait: 4000 })],
+      ['send', await send(B, other.token, { data: 'x' })],
+      ['members', await members(A, s.token, 'r')]
+    ] as const) {
+      expectError(t, r, 503, 'LONGPOLL_STORE_UNAVAILABLE', what)
+      t.ok(r.headers['retry-after'], `${what}: retry-after`)
+      t.ok(r.ms < 1000, `${what}: at once (${r.ms} ms), not after waiting for a reconnect`)
+    }
+    await t.rejects(A.app.longPoll.broadcast('x'), { code: 'LONGPOLL_STORE_UNAVAILABLE' }, 'the decorator rejects too')
+
+    // Back up (empty: no persistence). Nothing restarts the instances; they recover on their own.
+    redisServer()
+    const fresh: { id: string, token: string, cursor: string } = await waitFor(async () => {
+      const r = await A.request({ method: 'POST', path: '/register' })
+      return r.status === 201 ? r.body : null
+    }, 'registering again', 5000)
+    t.ok(fresh.token, 'A registers sessions again')
+    const peer: { id: string, token: string } = await waitFor(async () => {
+      const r = await B.request({ method: 'POST', path: '/register' })
+      return r.status === 201 ? r.body : null
+    }, 'B registering again', 5000)
+    const again = pollOk(A, fresh.token, { cursor: fresh.cursor, wait: 4000 })
+    await waitHeld(A, 1)
+    t.equal((await send(B, peer.token, { to: fresh.id, data: 'back' })).status, 202)
+    const answer = await again
+    t.same(data(answer.messages), ['back'], 'a publish on B wakes a poll held on A again (the subscribers resubscribed)')
+    t.equal((await poll(A, s.token, { wait: 0 })).status, 401, 'sessions of the lost data set are gone (register again)')
+  })
+})
