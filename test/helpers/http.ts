@@ -115,7 +115,7 @@ async function injectRequest (server: TestServer, req: RequestOptions): Promise<
   const { method, url, headers, body } = buildRequest(server.prefix, req)
   const started = Date.now()
   const res = await server.app.inject({ method: method as 'GET', url, headers, payload: body })
-  return { status: res.statusCode, headers: res.headers, text: res.body, body: parse(res.body), ms: Date.now() - started }
+  return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, text: res.body, body: parse(res.body), ms: Date.now() - started }
 }
 
 /** One real HTTP request on its own connection (no keep-alive), to 127.0.0.1:port. */
@@ -258,9 +258,9 @@ export function prng (seed: number): () => number {
 
 /** The part of a tap `Test` the assertion helpers need. */
 export interface Asserts extends TestLike {
-  equal (found: any, wanted: any, message?: string): boolean
-  ok (found: any, message?: string): boolean
-  match (found: any, pattern: any, message?: string): boolean
+  equal (found: any, wanted: any, message: string): boolean
+  ok (found: any, message: string): boolean
+  match (found: any, pattern: any, message: string): boolean
 }
 
 /** Every error code PROTOCOL.md names. */
