@@ -206,6 +206,30 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     }
   })
 
+  t.test('large reads and large rooms', async (t) => {
+    const prefix = uniquePrefix()
+    const c = client(t, prefix)
+    const { store, events } = await started(t, c, prefix, { maxMailboxMessages: 3000, maxSessions: 10_000 })
+    const now = Date.now()
+    const a = newSession()
+    await store.createSession(a, now)
+    await Promise.all(Array.from({ length: 2500 }, (_, i) => i).map(async (i) => {
+      await store.publish(message({ kind: 'session', id: a.id }, i, now), now)
+    }))
+    const r = await store.read(a.id, 0, 2500, now)
+    if (r === null || r === 'bad-cursor') throw new Error('read failed')
+    t.equal(r.messages.length, 2500, 'one read returns 2500 messages (bodies fetched in chunks)')
+    t.equal(r.cursor, 2500)
+    t.same(r.messages.map((m) => JSON.parse(m).data).sort((x, y) => x - y).slice(0, 3), [0, 1, 2])
+
+    // More than 5000 recipients: one wake for everybody instead of a list of 5001 ids.
+    await Promise.all(Array.from({ length: 5001 }, () => store.createSession(newSession(['big']), now)))
+    const mark = events.length
+    t.equal(await store.publish(message({ kind: 'room', room: 'big' }, 'x', now), now), 5001)
+    await until('the wake', () => events.slice(mark).some((e) => e.type === 'wake'))
+    t.same(events.slice(mark).filter((e) => e.type === 'wake'), [{ type: 'wake', sessions: null }])
+  })
+
   t.test('the body of a broadcast is stored once', async (t) => {
     const prefix = uniquePrefix()
     const c = client(t, prefix)

@@ -66,6 +66,7 @@ interface ScriptCommands {
   lpcJoin (...args: Arg[]): Promise<string>
   lpcLeave (...args: Arg[]): Promise<number>
   lpcMembers (...args: Arg[]): Promise<Array<[string, string, string]>>
+  lpcHas (...args: Arg[]): Promise<number>
   lpcPublish (...args: Arg[]): Promise<number>
   lpcRead (...args: Arg[]): Promise<ReadReply>
   lpcBeginPoll (...args: Arg[]): Promise<number | null>
@@ -212,6 +213,12 @@ end
 return out
 `
 
+// ARGV: P, id → 1 when the session exists
+const HAS = `
+if redis.call('ZSCORE', P .. 'sessions', ARGV[2]) then return 1 end
+return 0
+`
+
 // ARGV: P, msgId, json, now, messageTtl, maxMailbox, bodyTtl, kind, target, message ts → recipients
 const PUBLISH = `
 local mid, now, mttl, max = ARGV[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -268,7 +275,9 @@ end
 local sk = P .. 'stats'
 redis.call('HINCRBY', sk, 'queued', #ids - removed)
 if dropped > 0 then redis.call('HINCRBY', sk, 'dropped', dropped) end
-if kind == 'all' then
+-- A wake names its recipients, unless there are so many that waking everybody (a spurious
+-- wake-up costs a held poll one read) is cheaper than a huge event sent to every instance.
+if kind == 'all' or #ids > 5000 then
   redis.call('PUBLISH', P .. 'events', '{"type":"wake","sessions":null}')
 else
   redis.call('PUBLISH', P .. 'events', cjson.encode({ type = 'wake', sessions = ids }))
@@ -311,7 +320,12 @@ if limit > 0 and start < len then
     local e = entries[i]
     keys[i] = P .. 'm:' .. string.sub(e, string.find(e, '|', 1, true) + 1)
   end
-  local bodies = redis.call('MGET', unpack(keys))
+  -- MGET in chunks: Lua's unpack() has a stack limit of a few thousand values
+  local bodies = {}
+  for from = 1, #keys, 1000 do
+    local part = redis.call('MGET', unpack(keys, from, math.min(from + 999, #keys)))
+    for j = 1, #part do bodies[from + j - 1] = part[j] end
+  end
   for i = 1, #entries do
     local seq = head + start + i - 1
     if bodies[i] then
@@ -380,6 +394,7 @@ const SCRIPTS: Record<keyof ScriptCommands, string> = {
   lpcJoin: JOIN,
   lpcLeave: LEAVE,
   lpcMembers: MEMBERS,
+  lpcHas: HAS,
   lpcPublish: PUBLISH,
   lpcRead: READ,
   lpcBeginPoll: BEGIN_POLL,
@@ -496,8 +511,7 @@ export class RedisStore implements MailboxStore {
   }
 
   async hasSession (sessionId: string): Promise<boolean> {
-    const score = await this.run(() => this.client.zscore(this.keyPrefix + 'sessions', sessionId))
-    return score !== null
+    return (await this.run(() => this.client.lpcHas(this.keyPrefix, sessionId))) === 1
   }
 
   async publish (message: OutgoingMessage, now: number): Promise<number> {
