@@ -1,0 +1,101 @@
+/**
+ * PROTOCOL.md, the store outage paragraph: while the store cannot be reached, routes answer at
+ * once with 503 LONGPOLL_STORE_UNAVAILABLE and retry-after, held polls are answered with it too,
+ * and service resumes by itself when the store is back. The outage is simulated by a store that
+ * wraps the in-memory one and rejects every call while "down" (as MailboxStore documents: any
+ * rejection means the store is unavailable), announcing it with an `unavailable` event.
+ */
+import t from 'tap'
+import { MemoryStore } from '../lib/index.js'
+import type {
+  EndedSession, MailboxStore, Member, NewSession, OutgoingMessage, ReadResult, SessionInfo, StoreConfig, StoreListener, StoreStats
+} from '../types/index.js'
+import { start, register, poll, pollOk, send, join, leave, members, endSession, sleep, waitHeld, assertError, type Reply } from './helpers/http.js'
+
+class FlakyStore implements MailboxStore {
+  down = false
+  calls = 0
+  private listener: StoreListener | null = null
+  private readonly inner: MailboxStore = new MemoryStore()
+
+  setDown (down: boolean): void {
+    this.down = down
+    if (down) this.listener?.({ type: 'unavailable' })
+  }
+
+  private guard<T> (fn: () => Promise<T>): Promise<T> {
+    this.calls++
+    if (this.down) return Promise.reject(new Error('connection refused (simulated outage)'))
+    return fn()
+  }
+
+  init (config: StoreConfig, listener: StoreListener): Promise<void> {
+    this.listener = listener
+    return this.inner.init(config, listener)
+  }
+
+  createSession (session: NewSession, now: number): Promise<boolean> { return this.guard(() => this.inner.createSession(session, now)) }
+  authenticate (tokenHash: string, now: number): Promise<SessionInfo | null> { return this.guard(() => this.inner.authenticate(tokenHash, now)) }
+  endSession (sessionId: string): Promise<EndedSession | null> { return this.guard(() => this.inner.endSession(sessionId)) }
+  join (sessionId: string, room: string): Promise<'joined' | 'already' | 'too-many' | 'no-session'> { return this.guard(() => this.inner.join(sessionId, room)) }
+  leave (sessionId: string, room: string): Promise<boolean> { return this.guard(() => this.inner.leave(sessionId, room)) }
+  members (room?: string): Promise<Member[]> { return this.guard(() => this.inner.members(room)) }
+  hasSession (sessionId: string): Promise<boolean> { return this.guard(() => this.inner.hasSession(sessionId)) }
+  publish (message: OutgoingMessage, now: number): Promise<number> { return this.guard(() => this.inner.publish(message, now)) }
+  read (sessionId: string, cursor: number | null, limit: number, now: number): Promise<ReadResult | 'bad-cursor' | null> { return this.guard(() => this.inner.read(sessionId, cursor, limit, now)) }
+  beginPoll (sessionId: string, holdMs: number, now: number): Promise<number | null> { return this.guard(() => this.inner.beginPoll(sessionId, holdMs, now)) }
+  endPoll (sessionId: string, seq: number, now: number): Promise<void> { return this.guard(() => this.inner.endPoll(sessionId, seq, now)) }
+  sweep (now: number): Promise<EndedSession[]> { return this.guard(() => this.inner.sweep(now)) }
+  stats (): Promise<StoreStats> { return this.guard(() => this.inner.stats()) }
+  close (): Promise<void> { return this.inner.close() }
+}
+
+function assertUnavailable (t: Parameters<typeof assertError>[0], res: Reply, what: string): void {
+  assertError(t, res, 503, 'LONGPOLL_STORE_UNAVAILABLE', what)
+  t.match(res.headers['retry-after'], /^\d+$/, `${what}: retry-after in whole seconds`)
+  t.ok(res.ms < 3000, `${what}: answered at once (${res.ms} ms)`)
+}
+
+t.test('store down: every route answers at once with 503 LONGPOLL_STORE_UNAVAILABLE and retry-after; then resumes', async (t) => {
+  const store = new FlakyStore()
+  const s = await start(t, { store, pollTimeout: 10_000, sweepInterval: 20 }, { listen: true })
+  const a = await register(s, { rooms: ['r'] })
+  const b = await register(s, { rooms: ['r'] })
+  const before = await pollOk(s, a.token, { cursor: a.cursor, wait: 0 })
+
+  store.setDown(true)
+  assertUnavailable(t, await s.request({ method: 'POST', path: '/register' }), 'register')
+  assertUnavailable(t, await poll(s, a.token, { cursor: before.cursor }), 'poll (would otherwise be held 10 s)')
+  assertUnavailable(t, await send(s, a.token, { data: 'lost?', room: 'r' }), 'messages')
+  assertUnavailable(t, await join(s, a.token, 'q'), 'join')
+  assertUnavailable(t, await leave(s, a.token, 'r'), 'leave')
+  assertUnavailable(t, await members(s, a.token, 'r'), 'members')
+  assertUnavailable(t, await endSession(s, b.token), 'DELETE /session')
+  await sleep(100) // sweeps fail meanwhile: the server must survive them
+
+  store.setDown(false)
+  t.equal((await s.request({ method: 'POST', path: '/register' })).status, 201, 'register works again')
+  const p = await pollOk(s, a.token, { cursor: before.cursor, wait: 0 })
+  t.same(p.messages, [], 'the refused message was not half-published')
+  t.equal((await send(s, a.token, { data: 'back', room: 'r' })).status, 202)
+  const q = await pollOk(s, b.token, { cursor: b.cursor, wait: 0 })
+  t.same(q.messages.filter((m) => m.type === 'message').map((m) => m.data), ['back'], 'sessions made before the outage work on')
+  t.equal((await members(s, a.token, 'r')).status, 200)
+})
+
+t.test('store down: held polls are answered with 503, never left hanging', async (t) => {
+  const store = new FlakyStore()
+  const s = await start(t, { store, pollTimeout: 10_000 }, { listen: true })
+  const sessions = await Promise.all([register(s), register(s)])
+  const polls = sessions.map((x) => poll(s, x.token, { cursor: x.cursor }))
+  await waitHeld(s, 2)
+  const at = Date.now()
+  store.setDown(true)
+  for (const res of await Promise.all(polls)) assertUnavailable(t, res, 'held poll')
+  t.ok(Date.now() - at < 3000, 'answered when the store went down')
+  store.setDown(false)
+  await waitHeld(s, 0)
+  const m = await s.app.longPoll.send(sessions[0].id, 'after')
+  const p = await pollOk(s, sessions[0].token, { cursor: sessions[0].cursor })
+  t.same(p.messages.map((x) => x.id), [m.id], 'polling resumes')
+})
