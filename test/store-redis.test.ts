@@ -230,6 +230,26 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     t.same(events.slice(mark).filter((e) => e.type === 'wake'), [{ type: 'wake', sessions: null }])
   })
 
+  t.test('a session whose keys timed out (the TTL backstop) breaks nothing and is swept', async (t) => {
+    const prefix = uniquePrefix()
+    const c = client(t, prefix)
+    const { store } = await started(t, c, prefix)
+    const now = Date.now()
+    const a = newSession(['r'])
+    const b = newSession(['r'])
+    await store.createSession(a, now)
+    await store.createSession(b, now)
+    await c.del(prefix + 's:' + a.id, prefix + 'sr:' + a.id, prefix + 't:' + a.tokenHash)
+    t.equal(await store.publish(message({ kind: 'all' }, 1, now), now), 1, 'a broadcast skips it')
+    t.equal(await store.publish(message({ kind: 'room', room: 'r' }, 2, now), now), 1, 'so does a room publish')
+    t.equal(await store.publish(message({ kind: 'session', id: a.id }, 3, now), now), 0)
+    t.equal(await store.beginPoll(a.id, 1000, now), null, 'no poll is held for it')
+    t.same((await store.members('r')).map((m) => m.id), [b.id], 'members() leaves it out')
+    const swept = await store.sweep(now + CONFIG.sessionTtl + 1)
+    t.same(swept.map((s) => s.id).sort(), [a.id, b.id].sort(), 'the sweep removes it with the others')
+    t.equal((await store.stats()).sessions, 0)
+  })
+
   t.test('the body of a broadcast is stored once', async (t) => {
     const prefix = uniquePrefix()
     const c = client(t, prefix)

@@ -240,38 +240,44 @@ else
     end
   end
 end
-if #ids == 0 then return 0 end
-redis.call('SET', P .. 'm:' .. mid, ARGV[3], 'PX', ARGV[7])
 local entry = num(tonumber(ARGV[10]) + mttl) .. '|' .. mid
 local removed, dropped = 0, 0
+local recipients = {}
 for _, id in ipairs(ids) do
   local sk = P .. 's:' .. id
   local mk = P .. 'mb:' .. id
   local f = redis.call('HMGET', sk, 'ns', 'is')
-  local ns, issued = tonumber(f[1]), tonumber(f[2])
-  local len = redis.call('LLEN', mk)
-  local lost = 0
-  -- expired messages at the head go first, then the oldest beyond the limit
-  if len > 0 and expired(redis.call('LINDEX', mk, 0), now) then
-    local r, d = expireHead(mk, ns - len + 1, issued, now)
-    len, removed, lost = len - r, removed + r, lost + d
+  -- (a session hash can only be missing after its backstop TTL: skip it, the sweep removes it)
+  if f[1] then
+    recipients[#recipients + 1] = id
+    local ns, issued = tonumber(f[1]), tonumber(f[2])
+    local len = redis.call('LLEN', mk)
+    local lost = 0
+    -- expired messages at the head go first, then the oldest beyond the limit
+    if len > 0 and expired(redis.call('LINDEX', mk, 0), now) then
+      local r, d = expireHead(mk, ns - len + 1, issued, now)
+      len, removed, lost = len - r, removed + r, lost + d
+    end
+    if len >= max then
+      local n = len - max + 1
+      local head = ns - len + 1
+      local undelivered = (head + n - 1) - math.max(issued, head - 1)
+      redis.call('LTRIM', mk, n, -1)
+      len, removed = len - n, removed + n
+      if undelivered > 0 then lost = lost + undelivered end
+    end
+    if lost > 0 then
+      redis.call('HINCRBY', sk, 'mi', lost)
+      dropped = dropped + lost
+    end
+    redis.call('HSET', sk, 'ns', ns + 1)
+    redis.call('RPUSH', mk, entry)
+    if len == 0 then sameTtl(id, mk) end
   end
-  if len >= max then
-    local n = len - max + 1
-    local head = ns - len + 1
-    local undelivered = (head + n - 1) - math.max(issued, head - 1)
-    redis.call('LTRIM', mk, n, -1)
-    len, removed = len - n, removed + n
-    if undelivered > 0 then lost = lost + undelivered end
-  end
-  if lost > 0 then
-    redis.call('HINCRBY', sk, 'mi', lost)
-    dropped = dropped + lost
-  end
-  redis.call('HSET', sk, 'ns', ns + 1)
-  redis.call('RPUSH', mk, entry)
-  if len == 0 then sameTtl(id, mk) end
 end
+ids = recipients
+if #ids == 0 then return 0 end
+redis.call('SET', P .. 'm:' .. mid, ARGV[3], 'PX', ARGV[7])
 local sk = P .. 'stats'
 redis.call('HINCRBY', sk, 'queued', #ids - removed)
 if dropped > 0 then redis.call('HINCRBY', sk, 'dropped', dropped) end
@@ -352,6 +358,7 @@ local id, hold, now, ttl = ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4]), tonumb
 local score = redis.call('ZSCORE', P .. 'sessions', id)
 if not score or tonumber(score) <= now then return false end
 local sk = P .. 's:' .. id
+if redis.call('EXISTS', sk) == 0 then return false end
 local ps = redis.call('HINCRBY', sk, 'ps', 1)
 redis.call('HSET', sk, 'hu', num(now + hold))
 redis.call('ZADD', P .. 'sessions', num(now + hold + ttl), id)
@@ -418,6 +425,7 @@ function toEnded (reply: EndedReply): EndedSession {
 /** Resolves when the connection is ready; rejects if it ends for good first. */
 function whenReady (conn: Redis): Promise<void> {
   if (conn.status === 'ready') return Promise.resolve()
+  if (conn.status === 'end') return Promise.reject(new StoreUnavailableError())
   return new Promise((resolve, reject) => {
     const onReady = (): void => { conn.off('end', onEnd); resolve() }
     const onEnd = (): void => { conn.off('ready', onReady); reject(new StoreUnavailableError()) }
