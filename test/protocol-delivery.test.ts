@@ -108,6 +108,42 @@ t.test('lost response: the old cursor returns the same messages again; the new o
   t.same(last.messages.map((m) => m.id), [m5.id], 'only the message after the cursor')
 })
 
+t.test('a message that answered a held poll stays in the mailbox until a later cursor acknowledges it', async (t) => {
+  const s = await start(t, { pollTimeout: 10_000 }, { listen: true })
+  const a = await register(s)
+  const held = pollOk(s, a.token, { cursor: a.cursor })
+  await waitHeld(s, 1)
+  const m = await s.app.longPoll.send(a.id, 'while waiting')
+  const got = await held
+  t.same(got.messages.map((x) => x.id), [m.id])
+  // The answer "was lost": the old cursor returns it again, at once.
+  const again = await pollOk(s, a.token, { cursor: a.cursor })
+  t.same(again.messages.map((x) => x.id), [m.id], 'delivered again with the old cursor')
+  t.equal((await s.app.longPoll.stats()).queued, 1, 'still queued')
+  const acked = await pollOk(s, a.token, { cursor: again.cursor, wait: 0 })
+  t.same(acked.messages, [])
+  t.equal((await s.app.longPoll.stats()).queued, 0, 'freed once acknowledged')
+})
+
+t.test('maxMailboxMessages defaults to 1000; a long backlog comes in order over several polls', async (t) => {
+  const s = await start(t, {})
+  const a = await register(s)
+  const ids: string[] = []
+  for (let i = 0; i < 1001; i++) ids.push((await s.app.longPoll.send(a.id, i)).id)
+  const got: string[] = []
+  let missed = 0
+  let cursor = a.cursor
+  for (let i = 0; i < 20 && got.length < 1000; i++) {
+    const p = await pollOk(s, a.token, { cursor, wait: 0 })
+    cursor = p.cursor
+    missed += p.missed
+    got.push(...p.messages.map((m) => m.id))
+  }
+  t.equal(missed, 1, 'the oldest was dropped and counted')
+  t.same(got, ids.slice(1), 'the other 1000 arrive once, in order')
+  t.same((await pollOk(s, a.token, { cursor, wait: 0 })).messages, [], 'and nothing more')
+})
+
 t.test('an aborted held poll releases its slot, and a message published after it is not lost', async (t) => {
   const s = await start(t, { pollTimeout: 5000 }, { listen: true })
   const a = await register(s)

@@ -94,6 +94,7 @@ t.test('sessionTtl: an idle session expires and its token stops working; an acti
   const idle = await register(s)
   const busy = await register(s)
   t.equal(idle.sessionTtlMs, 300, 'register announces sessionTtlMs')
+  await s.app.longPoll.send(idle.id, 'never read')
   const until = Date.now() + 800
   while (Date.now() < until) {
     t.equal((await poll(s, busy.token, { cursor: busy.cursor, wait: 0 })).status, 200)
@@ -105,8 +106,25 @@ t.test('sessionTtl: an idle session expires and its token stops working; an acti
   const all = await s.app.longPoll.members()
   t.same(all.map((m) => m.id), [busy.id], 'only the active session is listed')
   t.equal((await s.app.longPoll.stats()).sessions, 1)
+  t.equal((await s.app.longPoll.stats()).queued, 0, 'the expired mailbox was freed')
   await t.rejects(s.app.longPoll.send(idle.id, 'x'), { code: 'LONGPOLL_NO_SUCH_SESSION' }, 'the expired id is unknown')
   assertError(t, await send(s, busy.token, { data: 1, to: idle.id }), 404, 'LONGPOLL_NO_SUCH_SESSION', 'to an expired session')
+})
+
+t.test('sessionTtl: expiry is a matter of time, not of sweeping: an idle token stops working even between sweeps', async (t) => {
+  const s = await start(t, { pollTimeout: 5000, sessionTtl: 200, sweepInterval: 60_000 })
+  const idle = await register(s, { rooms: ['r'] })
+  const busy = await register(s, { rooms: ['r'] })
+  await s.app.longPoll.send(idle.id, 'queued for the idle one')
+  const until = Date.now() + 500
+  while (Date.now() < until) {
+    t.equal((await poll(s, busy.token, { wait: 0 })).status, 200)
+    await sleep(50)
+  }
+  assertError(t, await poll(s, idle.token, { wait: 0 }), 401, 'LONGPOLL_UNKNOWN_SESSION', 'idle for 500 ms, sessionTtl 200, no sweep yet')
+  const list = await members(s, busy.token, 'r')
+  t.same(list.body.members.map((m: { id: string }) => m.id), [busy.id], 'members lists only sessions that are not expired')
+  assertError(t, await send(s, busy.token, { data: 1, to: idle.id }), 404, 'LONGPOLL_NO_SUCH_SESSION', 'to an expired, unswept session')
 })
 
 t.test('sessionTtl: a session with a held poll does not expire; its idle time counts from the answer', async (t) => {

@@ -230,6 +230,14 @@ t.test('maxRoomsPerSession: 403 LONGPOLL_TOO_MANY_ROOMS at register and join; du
   t.equal((await join(s, x.token, 'c')).status, 204, 'after leaving one, another can be joined')
 })
 
+t.test('maxRoomsPerSession defaults to 100', async (t) => {
+  const s = await start(t, {})
+  const names = Array.from({ length: 101 }, (_, i) => `room-${i}`)
+  assertError(t, await s.request({ method: 'POST', path: '/register', json: { rooms: names } }), 403, 'LONGPOLL_TOO_MANY_ROOMS', '101 rooms')
+  const a = await register(s, { rooms: names.slice(0, 100) })
+  assertError(t, await join(s, a.token, 'room-100'), 403, 'LONGPOLL_TOO_MANY_ROOMS', 'the 101st room')
+})
+
 t.test('maxProfileBytes: UTF-8 bytes of JSON.stringify(profile); 413 LONGPOLL_PROFILE_TOO_LARGE', async (t) => {
   const s = await start(t, { maxProfileBytes: 20 })
   const atLimit = { n: 'éééééé' } // {"n":"éééééé"} = 8 + 12 = 20 bytes
