@@ -148,11 +148,12 @@ t.test('rate limit: the limited session gets 429 with retry-after; others are un
 
 // Known bug (reported to the lead): the limit is checked in onRequest but counted only after the
 // message is stored, so concurrent sends of one session all pass the check before any is counted
-// (with an async onMessage hook or a Redis store the gap is wide). Remove `todo` once the limiter
-// reserves the slot when it checks (and gives it back when the send is refused).
-t.test('rate limit: concurrent sends of one session are limited too (at most max accepted per window)', {
-  todo: 'routes.ts: check-then-count race lets concurrent sends exceed rateLimit.max'
-}, async (t) => {
+// (with an async onMessage hook or a Redis store the gap is wide). The test runs and shows the
+// count; its two limit assertions are marked todo until the limiter reserves the slot when it
+// checks (and gives it back when the send is refused). Then remove the `todo` options.
+const RACE = { todo: 'routes.ts: check-then-count race lets concurrent sends exceed rateLimit.max' }
+
+t.test('rate limit: concurrent sends of one session are limited too (at most max accepted per window)', async (t) => {
   const MAX = 5
   const s = await start(t, {
     rateLimit: { max: MAX, timeWindow: 60_000 },
@@ -163,8 +164,10 @@ t.test('rate limit: concurrent sends of one session are limited too (at most max
   const reader = await register(s)
   const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => send(s, a.token, { data: i, to: reader.id })))
   const accepted = replies.filter((r) => r.status === 202).length
-  t.equal(accepted, MAX, `${accepted} of 30 concurrent sends accepted, the limit is ${MAX}`)
+  t.ok(accepted >= 1, `${accepted} of 30 concurrent sends accepted`)
   t.ok(replies.every((r) => r.status === 202 || r.status === 429), 'the others are 429')
+  t.equal(accepted, MAX, `at most max = ${MAX} accepted in the window`, RACE)
   const got = await pollOk(s, reader.token, { cursor: reader.cursor, wait: 0 })
-  t.ok(got.messages.length <= MAX, `the recipient got ${got.messages.length} messages`)
+  t.equal(got.messages.length, accepted, `the recipient got exactly the ${accepted} accepted messages`)
+  t.ok(got.messages.length <= MAX, `the recipient got at most ${MAX} messages`, RACE)
 })
