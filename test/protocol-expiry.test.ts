@@ -128,19 +128,32 @@ t.test('sessionTtl: expiry is a matter of time, not of sweeping: an idle token s
 })
 
 t.test('sessionTtl: a session with a held poll does not expire; its idle time counts from the answer', async (t) => {
-  const s = await start(t, { pollTimeout: 900, sessionTtl: 300, sweepInterval: 50 }, { listen: true })
+  const s = await start(t, { pollTimeout: 1500, sessionTtl: 500, sweepInterval: 50 }, { listen: true })
   const a = await register(s)
   const held = poll(s, a.token, { cursor: a.cursor })
-  await sleep(600)
-  t.same((await s.app.longPoll.members()).map((m) => m.id), [a.id], 'alive while its poll is held (600 ms > sessionTtl)')
+  await sleep(1000)
+  t.same((await s.app.longPoll.members()).map((m) => m.id), [a.id], 'alive while its poll is held (1000 ms > sessionTtl)')
   const res = await held
   t.equal(res.status, 200, 'the held poll is answered normally at the hold time, not with 401')
   t.same(res.body.messages, [])
   await sleep(150)
   const next = await poll(s, a.token, { cursor: res.body.cursor, wait: 0 })
-  t.equal(next.status, 200, '150 ms after the answer the session is alive (1 s after the poll began)')
-  await sleep(700)
-  assertError(t, await poll(s, a.token, { wait: 0 }), 401, 'LONGPOLL_UNKNOWN_SESSION', 'idle for 700 ms after the last answer: expired')
+  t.equal(next.status, 200, '150 ms after the answer the session is alive (1.65 s after the poll began)')
+  await sleep(900)
+  assertError(t, await poll(s, a.token, { wait: 0 }), 401, 'LONGPOLL_UNKNOWN_SESSION', 'idle for 900 ms after the last answer: expired')
+})
+
+t.test('sessionTtl: a poll held then aborted by the client kept the session alive; idle time counts from its end', async (t) => {
+  const s = await start(t, { pollTimeout: 5000, sessionTtl: 500, sweepInterval: 50 }, { listen: true })
+  const a = await register(s)
+  const ac = new AbortController()
+  const held = poll(s, a.token, { cursor: a.cursor, signal: ac.signal })
+  await sleep(1100)
+  ac.abort()
+  await t.rejects(held)
+  await waitFor(async () => (await s.app.longPoll.stats()).heldPolls === 0, 'the aborted poll to be released')
+  await sleep(100)
+  t.equal((await poll(s, a.token, { cursor: a.cursor, wait: 0 })).status, 200, 'alive 100 ms after the abort (1.2 s after the poll began)')
 })
 
 t.test('expiry: members get `leave` with the profile, the session leaves its rooms, onSessionEnd(expired) once', async (t) => {

@@ -3,7 +3,7 @@
  * one held poll per session (409), aborts, and `app.close()` answering held polls (503).
  */
 import t from 'tap'
-import { start, register, poll, pollOk, sleep, waitHeld, assertError } from './helpers/http.js'
+import { start, register, poll, pollOk, send, sleep, waitHeld, assertError } from './helpers/http.js'
 
 t.test('a held poll is answered with no messages when the hold time passes', async (t) => {
   const s = await start(t, { pollTimeout: 300 }, { listen: true })
@@ -35,6 +35,27 @@ t.test('a held poll is answered as soon as a message arrives', async (t) => {
   t.same(res.body.messages.map((x: { id: string }) => x.id), [m.id])
   t.ok(after < 1000, `answered right after the publish (${after} ms), not at the hold time`)
   t.equal((await s.app.longPoll.stats()).heldPolls, 0)
+})
+
+t.test('a room message wakes the held polls of the room\'s members, and only those', async (t) => {
+  const s = await start(t, { pollTimeout: 10_000, rateLimit: false }, { listen: true })
+  const inRoom = await Promise.all(Array.from({ length: 6 }, () => register(s, { rooms: ['r'] })))
+  const outside = await Promise.all(Array.from({ length: 3 }, () => register(s, { rooms: ['q'] })))
+  const cursors = new Map<string, string>()
+  for (const x of [...inRoom, ...outside]) cursors.set(x.id, (await pollOk(s, x.token, { cursor: x.cursor, wait: 0 })).cursor)
+  const held = inRoom.map((x) => poll(s, x.token, { cursor: cursors.get(x.id) }))
+  const others = outside.map((x) => poll(s, x.token, { cursor: cursors.get(x.id) }))
+  await waitHeld(s, 9)
+  const sent = await send(s, inRoom[0].token, { data: 'to the room', room: 'r' })
+  t.equal(sent.status, 202)
+  for (const res of await Promise.all(held)) {
+    t.equal(res.status, 200)
+    t.same(res.body.messages.map((m: { id: string }) => m.id), [sent.body.id], 'each member\'s poll answered with the message')
+  }
+  await waitHeld(s, 3)
+  t.equal((await s.app.longPoll.stats()).heldPolls, 3, 'the polls of non-members are still held')
+  await s.app.longPoll.broadcast('to q', { room: 'q' })
+  for (const res of await Promise.all(others)) t.same(res.body.messages.map((m: { data: unknown }) => m.data), ['to q'])
 })
 
 t.test('wait: 0 answers at once, a small wait shortens the hold, a large one is capped at pollTimeout', async (t) => {
