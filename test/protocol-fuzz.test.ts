@@ -22,7 +22,7 @@ t.test(`fuzz: ${REQUESTS} malformed requests get 4xx (or 2xx), never 5xx`, async
     // Half the requests carry a valid token, so that they reach the checks behind the 401.
     if (rnd() < 0.5) return { authorization: `Bearer ${pick([a.token, b.token])}` }
     const tok = pick(tokens)
-    return pick([
+    return pick<Record<string, string>>([
       { authorization: `Bearer ${tok}` },
       { authorization: `Bearer ${tok}` },
       { authorization: tok },
