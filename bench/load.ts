@@ -306,12 +306,9 @@ serve({
     return { sent, expected, sendErrors, send: sendLatency.summary() }
   },
   counters () { return snapshot(0, false) },
-  async stop () {
+  /** Exits at once: the server process is stopped right after, so closing each connection politely would only cost time. */
+  stop () {
     running = false
-    for (const c of clients) c.socket?.close()
-    pollAgent.destroy()
-    postAgent.destroy()
-    pollAgent = new http.Agent(agentOpts)
     setTimeout(() => process.exit(0), 20)
     return true
   }

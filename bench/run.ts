@@ -7,9 +7,9 @@
  *   BENCH_QUICK=1            small N and short runs (a smoke run in about a minute)
  *   BENCH_SERVERS=a,b        floor, socketio, plugin-memory, plugin-redis (default: all; Redis when reachable)
  *   BENCH_SCENARIOS=a,b      fanout, burst, idle, chat (default: all)
- *   BENCH_FANOUT_N=1000,5000 BENCH_FANOUT_MESSAGES=10 BENCH_FANOUT_RATE=1
+ *   BENCH_FANOUT_N=1000,5000 BENCH_FANOUT_MESSAGES=8 BENCH_FANOUT_RATE=1
  *   BENCH_BURST_CLIENTS=1000 BENCH_BURST_RATES=20,100 BENCH_BURST_SECONDS=10
- *   BENCH_IDLE_N=10000
+ *   BENCH_IDLE_N=10000 BENCH_IDLE_N_SOCKETIO=2000
  *   BENCH_CHAT_ROOMS=50 BENCH_CHAT_MEMBERS=10 BENCH_CHAT_SENDERS=2 BENCH_CHAT_SECONDS=8
  *   BENCH_PROFILE=1          CPU-profile the measured window of the plugin and floor servers into
  *                            bench/results/profiles/ (figures of a profiled run are not comparable)
@@ -33,12 +33,14 @@ const num = (v: string | undefined, fallback: number): number => v === undefined
 const cfg = {
   quick: QUICK,
   fanoutN: nums(env.BENCH_FANOUT_N, QUICK ? [200, 500] : [1000, 5000]),
-  fanoutMessages: num(env.BENCH_FANOUT_MESSAGES, QUICK ? 4 : 10),
+  fanoutMessages: num(env.BENCH_FANOUT_MESSAGES, QUICK ? 4 : 8),
   fanoutRate: num(env.BENCH_FANOUT_RATE, 1),
   burstClients: num(env.BENCH_BURST_CLIENTS, QUICK ? 200 : 1000),
   burstRates: nums(env.BENCH_BURST_RATES, QUICK ? [100] : [20, 100]),
   burstSeconds: num(env.BENCH_BURST_SECONDS, QUICK ? 3 : 10),
   idleN: num(env.BENCH_IDLE_N, QUICK ? 1000 : 10_000),
+  // socket.io clients connect slowly (handshake, namespace connect, first poll): fewer of them.
+  idleNSocketIo: num(env.BENCH_IDLE_N_SOCKETIO, QUICK ? 500 : 2000),
   chatRooms: num(env.BENCH_CHAT_ROOMS, QUICK ? 10 : 50),
   chatMembers: num(env.BENCH_CHAT_MEMBERS, 10),
   chatSenders: num(env.BENCH_CHAT_SENDERS, 2),
@@ -68,6 +70,8 @@ interface DeliveryRow {
   redisCpuPer1k: number | null
   peakRssMiB: number
   msgsPerResponse: number
+  /** Server CPU per poll response (empty ones included), µs. */
+  cpuPerResponseUs: number
   errors: Record<string, number>
   broadcastErrors: number
   broadcastLagMs: number
@@ -149,14 +153,18 @@ function log (...args: unknown[]): void {
 interface Pair { srv: Peer, load: Peer, port: number, kind: ServerKind }
 
 async function withServer<T> (kind: ServerKind, label: string, fn: (p: Pair) => Promise<T>): Promise<T> {
+  const t0 = Date.now()
   const srv = new Peer('server-proc.ts', [kind], `server ${kind}`)
   const load = new Peer('load.ts', [], 'load')
   try {
     const { port } = await srv.call<{ port: number }>('start', { kind, pollTimeout: cfg.pollTimeout, redisUrl })
-    log(`${label}: ${kind} on port ${port}`)
+    log(`${label}: ${kind} on port ${port} (started in ${Date.now() - t0} ms)`)
     return await fn({ srv, load, port, kind })
   } finally {
-    await Promise.all([load.stop(), srv.stop()])
+    const t1 = Date.now()
+    await load.stop()
+    await srv.stop()
+    log(`  stopped in ${Date.now() - t1} ms`)
   }
 }
 
@@ -227,6 +235,7 @@ async function delivery (scenario: 'fanout' | 'burst', kind: ServerKind, clients
       redisCpuPer1k: redisMs === null ? null : redisMs / Math.max(rep.delivered, 1) * 1000,
       peakRssMiB: usage.maxRssMiB,
       msgsPerResponse: rep.responsesWithMessages > 0 ? rep.messagesInThem / rep.responsesWithMessages : 0,
+      cpuPerResponseUs: usage.cpuMs * 1000 / Math.max(rep.responsesWithMessages + rep.emptyResponses, 1),
       errors: rep.errors,
       broadcastErrors: bc.errors,
       broadcastLagMs: bc.maxLagMs,
@@ -437,12 +446,12 @@ function render (meta: Record<string, unknown>, fan: DeliveryRow[], burst: Deliv
   const la = meta.loadAverage as { atStart: number[], atEnd: number[] }
   lines.push('Server and load generator are separate processes on 127.0.0.1 sharing the machine; CPU, RSS and heap are read by each server process about itself. ' +
     `Load average (1/5/15 min) at start ${la.atStart.join(' / ')}, at end ${la.atEnd.join(' / ')} (other work on the machine shows here; latency suffers from it most).`, '')
-  const delivHead = ['server', 'N', 'rate/s', 'delivered', 'p50 ms', 'p99 ms', 'max ms', 'CPU ms / 1k deliveries', 'msgs / response', 'peak RSS MiB', 'errors']
+  const delivHead = ['server', 'N', 'rate/s', 'delivered', 'p50 ms', 'p99 ms', 'max ms', 'CPU ms / 1k deliveries', 'msgs / response', 'CPU µs / response', 'peak RSS MiB', 'errors']
   const delivRow = (r: DeliveryRow): string[] => [
     r.server, String(r.clients), String(r.rate), pct(r.delivered, r.expected),
     f(r.latency.p50Ms), f(r.latency.p99Ms), f(r.latency.maxMs),
     f(r.cpuPer1k, 2) + (r.redisCpuPer1k === null ? '' : ` (+${f(r.redisCpuPer1k, 2)} Redis)`),
-    f(r.msgsPerResponse, 2), f(r.peakRssMiB), String(Object.values(r.errors).reduce((a, b) => a + b, 0) + r.broadcastErrors)
+    f(r.msgsPerResponse, 2), f(r.cpuPerResponseUs), f(r.peakRssMiB), String(Object.values(r.errors).reduce((a, b) => a + b, 0) + r.broadcastErrors)
   ]
   if (fan.length > 0) {
     lines.push(`## Fan-out: N held polls, ${cfg.fanoutMessages} server broadcasts at ${cfg.fanoutRate}/s`, '')
@@ -527,7 +536,7 @@ async function main (): Promise<void> {
     }
   }
   if (scenarios.includes('idle')) {
-    for (const s of servers) await attempt(`idle ${s}`, async () => { idleRows.push(await idle(s, cfg.idleN)) })
+    for (const s of servers) await attempt(`idle ${s}`, async () => { idleRows.push(await idle(s, s === 'socketio' ? cfg.idleNSocketIo : cfg.idleN)) })
   }
   if (scenarios.includes('chat')) {
     for (const s of servers) await attempt(`chat ${s}`, async () => { chatRows.push(await chat(s)) })
