@@ -58,7 +58,7 @@ function countError (what: string): void {
 }
 
 const agentOpts: http.AgentOptions = { keepAlive: true, maxSockets: Infinity, maxFreeSockets: 20_000, timeout: 120_000 }
-let pollAgent = new http.Agent(agentOpts)
+const pollAgent = new http.Agent(agentOpts)
 let postAgent = new http.Agent({ ...agentOpts, maxSockets: 256 })
 
 /** Records one received benchmark message; returns whether it was one. */
