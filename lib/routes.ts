@@ -4,7 +4,7 @@
  * (429), body (400, 413), then addressing (403, 404).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { IncomingMessage, LongPollChatOptions, SessionInfo } from '../types/index.js'
 import type { DeliveryCore } from './delivery.js'
 import {
@@ -17,8 +17,16 @@ import { bearerToken, hashToken, jsonBytes, nestedDeeperThan, newSessionId, newT
 
 const MAX_DEPTH = 32
 const kSession = Symbol('longPollSession')
+const kProfile = Symbol('longPollAuthProfile')
+const kReserved = Symbol('longPollRateSlot')
 
-type WithSession = FastifyRequest & { [kSession]?: SessionInfo }
+type WithSession = FastifyRequest & {
+  [kSession]?: SessionInfo
+  /** The profile `authenticate` returned, when it returned one. */
+  [kProfile]?: Record<string, unknown> | null
+  /** The rate-limit window in which this request holds a slot. */
+  [kReserved]?: number
+}
 
 /** The options once defaults are applied. */
 export interface ResolvedOptions extends Required<Omit<LongPollChatOptions,
@@ -29,24 +37,35 @@ export interface ResolvedOptions extends Required<Omit<LongPollChatOptions,
   onSessionEnd?: LongPollChatOptions['onSessionEnd']
 }
 
-/** Per-session fixed-window counter of accepted `POST /messages` (per instance). */
+/**
+ * Per-session fixed-window counter of accepted `POST /messages` (per instance). A send takes a
+ * slot when it passes the check, so concurrent sends cannot overshoot `max`; a send that is then
+ * refused (400, 403, 404, 413, 503) gives its slot back: only accepted sends count.
+ */
 export class RateLimiter {
   private readonly windows = new Map<string, { start: number, count: number }>()
 
   constructor (private readonly max: number, private readonly timeWindow: number) {}
 
-  /** Milliseconds until the next send is allowed, or 0. */
-  retryIn (sessionId: string, now: number): number {
+  /**
+   * Takes a slot: returns the window start it was taken in, or `-ms` (negative) with the
+   * milliseconds until the next slot frees up.
+   */
+  take (sessionId: string, now: number): number {
     const w = this.windows.get(sessionId)
-    if (w === undefined || now - w.start >= this.timeWindow || w.count < this.max) return 0
-    return w.start + this.timeWindow - now
+    if (w === undefined || now - w.start >= this.timeWindow) {
+      this.windows.set(sessionId, { start: now, count: 1 })
+      return now
+    }
+    if (w.count >= this.max) return -(w.start + this.timeWindow - now)
+    w.count++
+    return w.start
   }
 
-  /** Counts an accepted send. */
-  count (sessionId: string, now: number): void {
+  /** Gives back a slot taken in the window that started at `start` (if that window still runs). */
+  giveBack (sessionId: string, start: number): void {
     const w = this.windows.get(sessionId)
-    if (w === undefined || now - w.start >= this.timeWindow) this.windows.set(sessionId, { start: now, count: 1 })
-    else w.count++
+    if (w !== undefined && w.start === start && w.count > 0) w.count--
   }
 
   /** Drops finished windows (called from the sweeper). */
@@ -65,6 +84,9 @@ export function routes (core: DeliveryCore, opts: ResolvedOptions, limiter: Rate
   return async function longPollRoutes (fastify: FastifyInstance): Promise<void> {
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
     const { store } = core
+    // TypeBox checks: bodies are taken as sent (no type coercion: `"room": 1` is a 400, not
+    // room "1"); query strings and params are converted (`wait=100` is a number).
+    app.setValidatorCompiler(TypeBoxValidatorCompiler)
 
     app.addHook('onSend', async (_request, reply, payload) => {
       reply.header('cache-control', 'no-store')
@@ -86,12 +108,33 @@ export function routes (core: DeliveryCore, opts: ResolvedOptions, limiter: Rate
 
     async function rateLimit (request: FastifyRequest, reply: FastifyReply): Promise<void> {
       if (limiter === null) return
-      const wait = limiter.retryIn(session(request).id, Date.now())
-      if (wait > 0) {
-        const seconds = Math.max(1, Math.ceil(wait / 1000))
+      const slot = limiter.take(session(request).id, Date.now())
+      if (slot < 0) {
+        const seconds = Math.max(1, Math.ceil(-slot / 1000))
         reply.header('retry-after', String(seconds))
         throw new RateLimitedError(seconds)
       }
+      (request as WithSession)[kReserved] = slot
+    }
+
+    /** onResponse of POST /messages: a send that was not accepted gives its slot back. */
+    async function refundSlot (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+      const slot = (request as WithSession)[kReserved]
+      if (limiter !== null && slot !== undefined && reply.statusCode !== 202) limiter.giveBack(session(request).id, slot)
+    }
+
+    /** onRequest of POST /register: the app's `authenticate` runs before anything else. */
+    async function gate (request: FastifyRequest): Promise<void> {
+      if (opts.authenticate === undefined) return
+      let result
+      try {
+        result = await opts.authenticate(request)
+      } catch (err) {
+        request.log.info({ err }, 'long-poll authenticate refused registration')
+        throw new UnauthorizedError()
+      }
+      if (!result) throw new UnauthorizedError()
+      if (typeof result === 'object' && result.profile !== undefined) (request as WithSession)[kProfile] = result.profile
     }
 
     const bodyLimit = Math.max(65_536, opts.maxMessageBytes * 8 + 4096)
@@ -99,22 +142,13 @@ export function routes (core: DeliveryCore, opts: ResolvedOptions, limiter: Rate
     app.post('/register', {
       schema: schemas.register,
       bodyLimit: Math.max(65_536, opts.maxProfileBytes * 8 + 65_536),
+      onRequest: gate,
       preValidation: async (request) => {
         if (request.body === undefined || request.body === null) request.body = {}
       }
     }, async (request, reply) => {
-      let profile = request.body.profile ?? null
-      if (opts.authenticate !== undefined) {
-        let result
-        try {
-          result = await opts.authenticate(request)
-        } catch (err) {
-          request.log.info({ err }, 'long-poll authenticate refused registration')
-          throw new UnauthorizedError()
-        }
-        if (result === false || result === null || result === undefined) throw new UnauthorizedError()
-        if (typeof result === 'object' && result.profile !== undefined) profile = result.profile
-      }
+      const fromAuth = (request as WithSession)[kProfile]
+      const profile = fromAuth !== undefined ? fromAuth : request.body.profile ?? null
       if (profile !== null) {
         if (nestedDeeperThan(profile, MAX_DEPTH)) throw new BadMessageError('profile is nested too deeply')
         if (jsonBytes(JSON.stringify(profile)) > opts.maxProfileBytes) throw new ProfileTooLargeError(opts.maxProfileBytes)
@@ -144,7 +178,7 @@ export function routes (core: DeliveryCore, opts: ResolvedOptions, limiter: Rate
       const cursor = parseCursor(request.query.cursor)
       if (Number.isNaN(cursor)) throw new BadCursorError()
       const wait = request.query.wait
-      const holdMs = wait === undefined ? opts.pollTimeout : Math.min(wait, opts.pollTimeout)
+      const holdMs = wait === undefined ? opts.pollTimeout : Math.min(Number(wait), opts.pollTimeout)
       const payload = await core.poll(session(request).id, cursor, holdMs, reply)
       // Already serialized: the stored messages are JSON texts joined as they are.
       return reply.type('application/json; charset=utf-8').send(payload as never)
@@ -153,7 +187,8 @@ export function routes (core: DeliveryCore, opts: ResolvedOptions, limiter: Rate
     app.post('/messages', {
       schema: schemas.messages,
       bodyLimit,
-      onRequest: [authenticate, rateLimit]
+      onRequest: [authenticate, rateLimit],
+      onResponse: refundSlot
     }, async (request, reply) => {
       const sender = session(request)
       const { room, to } = request.body
@@ -190,7 +225,6 @@ export function routes (core: DeliveryCore, opts: ResolvedOptions, limiter: Rate
         : to !== undefined ? { kind: 'session' as const, id: to } : { kind: 'all' as const }
       const sent = await core.publish('message', sender.id, target, data, dataJson)
       if (to !== undefined && sent.recipients === 0) throw new NoSuchSessionError()
-      if (limiter !== null) limiter.count(sender.id, Date.now())
       return reply.code(202).send({ id: sent.id, ts: sent.ts })
     })
 

@@ -9,7 +9,8 @@ const NullableProfile = Type.Union([Profile, Type.Null()])
 
 export const ErrorReply = Type.Object({
   statusCode: Type.Integer(),
-  code: Type.String(),
+  // Always set by the plugin's own errors; optional for errors an app's hook throws.
+  code: Type.Optional(Type.String()),
   error: Type.String(),
   message: Type.String()
 })
@@ -37,7 +38,8 @@ export const RegisterReply = Type.Object({
 
 export const PollQuery = Type.Object({
   cursor: Type.Optional(Type.String({ description: 'Opaque cursor from the previous response' })),
-  wait: Type.Optional(Type.Integer({ minimum: 0, description: 'Longest hold in ms, capped at pollTimeout' }))
+  // A pattern rather than Type.Integer: conversion would truncate `wait=1.5` to 1 instead of refusing it.
+  wait: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'Longest hold in ms (integer >= 0), capped at pollTimeout' }))
 })
 export type PollQueryT = Static<typeof PollQuery>
 
