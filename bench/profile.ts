@@ -1,8 +1,9 @@
 /**
- * Summarizes V8 CPU profiles (`.cpuprofile`, as written by `BENCH_PROFILE=1 npm run bench`):
+ * Summarizes the profiles written by `BENCH_PROFILE=1 npm run bench` into bench/results/profiles/:
  * `npx tsx bench/profile.ts bench/results/profiles/burst-plugin-memory-1000-100.cpuprofile [...]`.
- * Prints the hottest functions by self time, the time spent under each function of this
- * repository (inclusive), and self time per file, each as a % of the non-idle samples.
+ * For a `.cpuprofile`: the hottest functions by self time, the time spent under each function of
+ * lib/ (inclusive), and self time per file, each as a % of the non-idle samples. For a
+ * `.heapprofile` (allocations sampled over the same window): bytes allocated per function and file.
  */
 import { readFileSync } from 'node:fs'
 import { relative } from 'node:path'
@@ -92,11 +93,52 @@ export function summarize (path: string, n = 25): string {
   ].join('\n')
 }
 
+interface HeapNode {
+  callFrame: { functionName: string, url: string, lineNumber: number }
+  selfSize: number
+  children?: HeapNode[]
+}
+
+/** Allocation profile (`.heapprofile`, sampled with collected objects included): bytes allocated per function and per file. */
+export function summarizeHeap (path: string, n = 25): string {
+  const { head } = JSON.parse(readFileSync(path, 'utf8')) as { head: HeapNode }
+  const byFn = new Map<string, number>()
+  const byFile = new Map<string, number>()
+  const inclusive = new Map<string, number>()
+  let total = 0
+  const walk = (node: HeapNode, onStack: Set<string>): number => {
+    const key = `${node.callFrame.functionName === '' ? '(anonymous)' : node.callFrame.functionName} ${where(node.callFrame.url, node.callFrame.lineNumber)}`.trim()
+    total += node.selfSize
+    if (node.selfSize > 0) {
+      byFn.set(key, (byFn.get(key) ?? 0) + node.selfSize)
+      byFile.set(file(node.callFrame.url), (byFile.get(file(node.callFrame.url)) ?? 0) + node.selfSize)
+    }
+    const own = node.callFrame.url.includes('/lib/') && !node.callFrame.url.includes('node_modules')
+    const fresh = own && !onStack.has(key)
+    if (fresh) onStack.add(key)
+    let sum = node.selfSize
+    for (const child of node.children ?? []) sum += walk(child, onStack)
+    if (fresh) {
+      onStack.delete(key)
+      inclusive.set(key, (inclusive.get(key) ?? 0) + sum)
+    }
+    return sum
+  }
+  walk(head, new Set())
+  return [
+    `# ${relative(root, path)}: ${(total / 2 ** 20).toFixed(1)} MiB allocated (sampled estimate)`,
+    '', '## Allocated by function (self)', ...top(byFn, total, n),
+    '', '## Allocated under lib/ functions (inclusive)', ...top(inclusive, total, n),
+    '', '## Allocated by file / package', ...top(byFile, total, 15),
+    ''
+  ].join('\n')
+}
+
 if (require.main === module) {
   const files = process.argv.slice(2)
   if (files.length === 0) {
-    console.error('usage: tsx bench/profile.ts FILE.cpuprofile [...]')
+    console.error('usage: tsx bench/profile.ts FILE.cpuprofile|FILE.heapprofile [...]')
     process.exitCode = 1
   }
-  for (const f of files) console.log(summarize(f))
+  for (const f of files) console.log(f.endsWith('.heapprofile') ? summarizeHeap(f) : summarize(f))
 }

@@ -140,20 +140,30 @@ serve({
     await Promise.all(pending)
     return { sent: args.count, errors, maxLagMs: maxLag }
   },
-  /** Starts the V8 CPU profiler (1 ms sampling) for the measured window. */
+  /**
+   * Starts the V8 CPU profiler (1 ms sampling) for the measured window, and the allocation
+   * sampler (every 32 KiB allocated, collected objects included: where the GC's work comes from).
+   */
   async profileStart () {
     inspector = new Session()
     inspector.connect()
     await post('Profiler.enable')
     await post('Profiler.setSamplingInterval', { interval: 1000 })
+    await post('HeapProfiler.enable')
+    await post('HeapProfiler.startSampling', {
+      samplingInterval: 32_768, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true
+    })
     await post('Profiler.start')
     return true
   },
+  /** Writes `file` (.cpuprofile) and the allocation profile next to it (.heapprofile). */
   async profileStop (args: { file: string }) {
     const { profile } = await post<{ profile: unknown }>('Profiler.stop')
+    const heap = await post<{ profile: unknown }>('HeapProfiler.stopSampling')
     inspector!.disconnect()
     inspector = undefined
     writeFileSync(args.file, JSON.stringify(profile))
+    writeFileSync(args.file.replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify(heap.profile))
     return true
   },
   async stop () {
