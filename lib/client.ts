@@ -268,7 +268,8 @@ export class ChatClient<T = unknown, P extends Profile = Profile> implements Asy
     if (typeof doFetch !== 'function') throw new TypeError('createChatClient: no fetch available; pass `fetch`')
     this.opts = options
     this.base = options.url.replace(/\/+$/, '')
-    this.doFetch = doFetch
+    // Called as a plain function: browsers throw "Illegal invocation" for fetch called on another object.
+    this.doFetch = async (input, init) => await doFetch(input, init)
     this.profile = options.profile ?? null
     this.rooms = new Set(options.rooms ?? [])
     this.retryMin = Math.max(1, options.retry?.min ?? 250)
@@ -510,9 +511,12 @@ export class ChatClient<T = unknown, P extends Profile = Profile> implements Asy
   private async poll (session: ChatSession): Promise<void> {
     const params = new URLSearchParams()
     if (session.cursor !== null) params.set('cursor', session.cursor)
-    if (this.opts.wait !== undefined) params.set('wait', String(this.opts.wait))
+    // After a failure, the first poll asks for an answer at once (wait=0): a held poll says
+    // nothing until it is answered, and the client should know it is live again right away.
+    const wait = this.currentState === 'retrying' ? 0 : this.opts.wait
+    if (wait !== undefined) params.set('wait', String(wait))
     const query = params.toString()
-    const hold = this.opts.wait === undefined ? this.pollTimeoutMs : Math.min(this.opts.wait, this.pollTimeoutMs)
+    const hold = wait === undefined ? this.pollTimeoutMs : Math.min(wait, this.pollTimeoutMs)
     const res = await this.request<PollResponse>('GET', `/poll${query === '' ? '' : '?' + query}`, {
       token: session.token,
       timeoutMs: hold + this.requestTimeout,

@@ -256,6 +256,21 @@ t.test('a throwing listener does not stop delivery', { timeout: 15_000 }, async 
   t.equal(errors[0].message, 'app bug')
 })
 
+t.test('calls fetch as a plain function (browsers throw "Illegal invocation" otherwise)', { timeout: 15_000 }, async (t) => {
+  const { url } = await startServer(t)
+  let calls = 0
+  const strictFetch = function (this: unknown, input: string | URL | Request, init?: RequestInit): Promise<Response> {
+    if (this !== undefined && this !== globalThis) throw new TypeError('Illegal invocation')
+    calls++
+    return fetch(input, init)
+  } as typeof fetch
+  const ada = client(t, url, 'Ada', [], { fetch: strictFetch })
+  await ada.ready()
+  await ada.join('den')
+  t.equal(ada.state, 'live')
+  t.ok(calls >= 2)
+})
+
 t.test('no unhandled rejection in the whole file', async (t) => {
   await new Promise(resolve => setTimeout(resolve, 50))
   t.same(unhandled, [])
