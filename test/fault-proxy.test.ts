@@ -3,10 +3,14 @@
  * lost in transit loses nothing"): a lossy proxy on 127.0.0.1 loses poll responses after the
  * server sent them, or cuts polls while they are held or being answered. Clients that re-poll
  * with their last acknowledged cursor get every message of the server's broadcasts exactly once,
- * in order, with nothing missed.
+ * in order, with nothing missed. With REDIS_URL, also two instances sharing one Redis store
+ * behind the proxy, which sends each request to the next instance (no sticky sessions).
  */
+import { randomBytes } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import type { Message } from '../types/index.js'
+import type { MailboxStore, Message } from '../types/index.js'
 import { httpCall, register, pollOk, sleep, start, waitHeld, type Session, type TestServer } from './helpers/http.js'
 import { lossyProxy, type LossyProxy, type LossyProxyOptions } from './helpers/fault-proxy.js'
 
@@ -44,23 +48,25 @@ async function consume (proxy: LossyProxy, s: TestServer, token: string, cursor:
   return log
 }
 
-async function scenario (t: Test, proxyOpts: LossyProxyOptions, total: number, clients: number): Promise<{ proxy: LossyProxy, logs: ClientLog[], published: string[], s: TestServer, sessions: Session[] }> {
-  const s = await start(t, {
-    pollTimeout: 2000,
-    maxMessagesPerPoll: 40,
-    maxMailboxMessages: total + 100,
-    messageTtl: 60_000,
-    rateLimit: false
-  }, { listen: true })
-  const proxy = await lossyProxy(s.port as number, proxyOpts)
+const SERVER_OPTIONS = { pollTimeout: 2000, maxMessagesPerPoll: 40, messageTtl: 60_000, rateLimit: false as const }
+
+interface Scenario { proxy: LossyProxy, logs: ClientLog[], published: string[], s: TestServer, sessions: Session[] }
+
+/**
+ * `clients` sessions consume `total` broadcasts through a lossy proxy in front of `servers` (in
+ * turn); the broadcasts are published on the servers in turn too.
+ */
+async function scenario (t: Test, servers: TestServer[], proxyOpts: LossyProxyOptions, total: number, clients: number): Promise<Scenario> {
+  const proxy = await lossyProxy(servers.map((x) => x.port as number), proxyOpts)
   t.teardown(() => proxy.close())
+  const s = servers[0]
   const sessions = await Promise.all(Array.from({ length: clients }, () => register(s)))
   const deadline = Date.now() + 25_000
   const consumers = sessions.map((x) => consume(proxy, s, x.token, x.cursor, total, deadline))
 
   const published: string[] = []
   for (let i = 0; i < total; i++) {
-    published.push((await s.app.longPoll.broadcast({ i })).id)
+    published.push((await servers[i % servers.length].app.longPoll.broadcast({ i })).id)
     // Bursts, then a paced tail, so that lost responses include both backlogs and held polls woken by a publish.
     if (i < total - 40) {
       if (i % 25 === 24) await sleep(1)
@@ -70,6 +76,11 @@ async function scenario (t: Test, proxyOpts: LossyProxyOptions, total: number, c
   }
   const logs = await Promise.all(consumers)
   return { proxy, logs, published, s, sessions }
+}
+
+/** One in-memory instance. */
+async function memoryServer (t: Test, total: number): Promise<TestServer[]> {
+  return [await start(t, { ...SERVER_OPTIONS, maxMailboxMessages: total + 100 }, { listen: true })]
 }
 
 function checkLogs (t: Test, logs: ClientLog[], published: string[]): void {
@@ -95,7 +106,7 @@ async function acknowledgeAll (t: Test, s: TestServer, sessions: Session[], logs
 
 t.test('every 3rd poll response is lost after the server sent it: 3 000 broadcasts reach 3 clients exactly once, in order', async (t) => {
   const TOTAL = 3000
-  const { proxy, logs, published, s, sessions } = await scenario(t, { mode: 'after-response', every: 3 }, TOTAL, 3)
+  const { proxy, logs, published, s, sessions } = await scenario(t, await memoryServer(t, TOTAL), { mode: 'after-response', every: 3 }, TOTAL, 3)
   checkLogs(t, logs, published)
   const st = proxy.stats
   t.ok(st.lostResponses >= Math.floor(st.polls / 3) - 3, `the proxy lost ${st.lostResponses} of ${st.polls} poll responses`)
@@ -110,9 +121,46 @@ t.test('every 3rd poll response is lost after the server sent it: 3 000 broadcas
 
 t.test('every 3rd poll is cut a few ms after it was sent (held, being answered, or answered): 1 500 broadcasts, nothing lost or repeated', async (t) => {
   const TOTAL = 1500
-  const { proxy, logs, published, s, sessions } = await scenario(t, { mode: 'cut-early', every: 3, cutAfterMs: (i) => i % 7 }, TOTAL, 3)
+  const { proxy, logs, published, s, sessions } = await scenario(t, await memoryServer(t, TOTAL), { mode: 'cut-early', every: 3, cutAfterMs: (i) => i % 7 }, TOTAL, 3)
   checkLogs(t, logs, published)
   t.ok(proxy.stats.cutEarly > 0, `${proxy.stats.cutEarly} polls were cut before the server's answer reached the proxy`)
   await acknowledgeAll(t, s, sessions, logs)
   t.ok(await waitHeld(s, 0), 'no held poll is left behind by the cut connections')
+})
+
+const REDIS_URL = process.env.REDIS_URL
+const redisSkip = REDIS_URL === undefined || REDIS_URL === ''
+  ? 'REDIS_URL not set'
+  : existsSync(join(__dirname, '..', 'lib', 'stores', 'redis.ts')) ? false : 'lib/stores/redis.ts does not exist'
+
+t.test('Redis: two instances behind the lossy proxy, requests and broadcasts alternating between them', { skip: redisSkip }, async (t) => {
+  const TOTAL = 600
+  // Imported lazily (the store by a computed name), so nothing of Redis loads without REDIS_URL.
+  const storeModule = '../lib/stores/redis.js'
+  const { Redis } = await import('ioredis')
+  const { RedisStore } = await import(storeModule) as { RedisStore: new (opts: { client: unknown, keyPrefix: string }) => MailboxStore }
+  const prefix = `lpcfault:${randomBytes(6).toString('hex')}:`
+  const clients = [new Redis(REDIS_URL as string), new Redis(REDIS_URL as string)]
+  const servers: TestServer[] = []
+  t.teardown(async () => {
+    for (const x of servers) await x.close()
+    let cursor = '0'
+    do {
+      const [next, keys] = await clients[0].scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
+      if (keys.length > 0) await clients[0].del(...keys)
+      cursor = next
+    } while (cursor !== '0')
+    for (const c of clients) c.disconnect()
+  })
+  for (const client of clients) {
+    const store = new RedisStore({ client, keyPrefix: prefix })
+    servers.push(await start(t, { ...SERVER_OPTIONS, maxMailboxMessages: TOTAL + 100, store }, { listen: true }))
+  }
+  const { proxy, logs, published, s, sessions } = await scenario(t, servers, { mode: 'after-response', every: 3 }, TOTAL, 3)
+  checkLogs(t, logs, published)
+  t.ok(proxy.stats.lostMessages >= 100, `lost responses carried ${proxy.stats.lostMessages} messages, all delivered again`)
+  await acknowledgeAll(t, s, sessions, logs)
+  const stats = await s.app.longPoll.stats()
+  t.equal(stats.delivered, TOTAL * logs.length, 'stats.delivered counts each message once per client')
+  t.equal(stats.dropped, 0, 'nothing dropped')
 })

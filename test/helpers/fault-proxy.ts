@@ -8,7 +8,8 @@
  * - `cut-early`: every `every`-th poll is cut, both ways, a few milliseconds after it was
  *   forwarded (`cutAfterMs`), whether or not the server has answered yet: the server sees a
  *   client that went away, possibly while a wake-up is answering it.
- * Other requests pass unchanged. Each proxied request uses its own upstream connection.
+ * Other requests pass unchanged. Each proxied request uses its own upstream connection; with
+ * several target ports, requests go to them in turn (several instances, no sticky sessions).
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
@@ -47,7 +48,9 @@ function countMessages (body: Buffer): number {
   }
 }
 
-export async function lossyProxy (targetPort: number, opts: LossyProxyOptions): Promise<LossyProxy> {
+export async function lossyProxy (targets: number | number[], opts: LossyProxyOptions): Promise<LossyProxy> {
+  const ports = Array.isArray(targets) ? targets : [targets]
+  let next = 0
   const stats: LossyProxyStats = { polls: 0, lostResponses: 0, lostMessages: 0, cutEarly: 0 }
   const sockets = new Set<Socket>()
   let lostIndex = 0
@@ -64,7 +67,8 @@ export async function lossyProxy (targetPort: number, opts: LossyProxyOptions): 
     }
     const lose = isPoll && n % opts.every === 0
     const index = lose ? lostIndex++ : -1
-    const up = request({ host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers, agent: false })
+    const target = ports[next++ % ports.length]
+    const up = request({ host: '127.0.0.1', port: target, method: req.method, path: req.url, headers: req.headers, agent: false })
     let answered = false
     up.on('error', () => { res.destroy() })
     // The client went away (or we cut it): drop the upstream request too.
