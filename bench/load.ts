@@ -37,6 +37,9 @@ export interface LoadReport {
   latency: LatencySummary
   /** From the reset to the last delivery, ms. */
   spanMs: number
+  /** The load process's own CPU time and the wall time since the reset, ms. */
+  loadCpuMs: number
+  wallMs: number
   timedOut: boolean
 }
 
@@ -49,7 +52,9 @@ let counters = freshCounters()
 let lastDeliveryAt = 0
 let resetAt = 0
 
-function freshCounters (): Omit<LoadReport, 'expected' | 'latency' | 'spanMs' | 'timedOut'> {
+let cpuMark = process.cpuUsage()
+
+function freshCounters (): Omit<LoadReport, 'expected' | 'latency' | 'spanMs' | 'loadCpuMs' | 'wallMs' | 'timedOut'> {
   return { delivered: 0, duplicates: 0, missed: 0, responsesWithMessages: 0, messagesInThem: 0, emptyResponses: 0, errors: {} }
 }
 
@@ -206,7 +211,10 @@ async function pool<T> (items: T[], limit: number, fn: (item: T) => Promise<void
 }
 
 function snapshot (expected: number, timedOut: boolean): LoadReport {
+  const cpu = process.cpuUsage(cpuMark)
   return {
+    loadCpuMs: (cpu.user + cpu.system) / 1e3,
+    wallMs: (nowUs() - resetAt) / 1e3,
     ...counters,
     errors: { ...counters.errors },
     expected,
@@ -254,6 +262,7 @@ serve({
     counters = freshCounters()
     hist.reset()
     resetAt = nowUs()
+    cpuMark = process.cpuUsage()
     lastDeliveryAt = 0
     return true
   },

@@ -27,7 +27,8 @@ export async function createPluginServer (opts: { pollTimeout: number, redisUrl?
   let store: RedisStore | undefined
   const keyPrefix = `lpcbench:${process.pid}:${randomBytes(4).toString('hex')}:`
   if (opts.redisUrl !== undefined) {
-    client = new Redis(opts.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 2 })
+    // BENCH_REDIS_AUTOPIPELINE=1: ioredis sends the commands issued in one tick as one write.
+    client = new Redis(opts.redisUrl, { maxRetriesPerRequest: 2, enableAutoPipelining: process.env.BENCH_REDIS_AUTOPIPELINE === '1' })
     store = new RedisStore({ client, keyPrefix })
   }
   await app.register(longPollChat, {

@@ -72,6 +72,9 @@ interface DeliveryRow {
   msgsPerResponse: number
   /** Server CPU per poll response (empty ones included), µs. */
   cpuPerResponseUs: number
+  /** CPU time over wall time of the measured window: the server process, and the load process (near 100 %: the load was the limit). */
+  serverCpuPct: number
+  loadCpuPct: number
   errors: Record<string, number>
   broadcastErrors: number
   broadcastLagMs: number
@@ -236,13 +239,15 @@ async function delivery (scenario: 'fanout' | 'burst', kind: ServerKind, clients
       peakRssMiB: usage.maxRssMiB,
       msgsPerResponse: rep.responsesWithMessages > 0 ? rep.messagesInThem / rep.responsesWithMessages : 0,
       cpuPerResponseUs: usage.cpuMs * 1000 / Math.max(rep.responsesWithMessages + rep.emptyResponses, 1),
+      serverCpuPct: usage.cpuMs / rep.wallMs * 100,
+      loadCpuPct: rep.loadCpuMs / rep.wallMs * 100,
       errors: rep.errors,
       broadcastErrors: bc.errors,
       broadcastLagMs: bc.maxLagMs,
       timedOut: rep.timedOut
     }
     log(`  delivered ${row.delivered}/${row.expected}, p50 ${f(row.latency.p50Ms)} p99 ${f(row.latency.p99Ms)} max ${f(row.latency.maxMs)} ms, ` +
-      `cpu ${f(row.cpuPer1k)} ms/1k, ${f(row.msgsPerResponse)} msg/resp, rss ${f(row.peakRssMiB)} MiB ${errText(row.errors)}`)
+      `cpu ${f(row.cpuPer1k)} ms/1k, ${f(row.msgsPerResponse)} msg/resp, cpu% srv ${f(row.serverCpuPct, 0)} load ${f(row.loadCpuPct, 0)}, rss ${f(row.peakRssMiB)} MiB ${errText(row.errors)}`)
     return row
   })
 }
@@ -446,12 +451,12 @@ function render (meta: Record<string, unknown>, fan: DeliveryRow[], burst: Deliv
   const la = meta.loadAverage as { atStart: number[], atEnd: number[] }
   lines.push('Server and load generator are separate processes on 127.0.0.1 sharing the machine; CPU, RSS and heap are read by each server process about itself. ' +
     `Load average (1/5/15 min) at start ${la.atStart.join(' / ')}, at end ${la.atEnd.join(' / ')} (other work on the machine shows here; latency suffers from it most).`, '')
-  const delivHead = ['server', 'N', 'rate/s', 'delivered', 'p50 ms', 'p99 ms', 'max ms', 'CPU ms / 1k deliveries', 'msgs / response', 'CPU µs / response', 'peak RSS MiB', 'errors']
+  const delivHead = ['server', 'N', 'rate/s', 'delivered', 'p50 ms', 'p99 ms', 'max ms', 'CPU ms / 1k deliveries', 'msgs / response', 'CPU µs / response', 'CPU % server / load', 'peak RSS MiB', 'errors']
   const delivRow = (r: DeliveryRow): string[] => [
     r.server, String(r.clients), String(r.rate), pct(r.delivered, r.expected),
     f(r.latency.p50Ms), f(r.latency.p99Ms), f(r.latency.maxMs),
     f(r.cpuPer1k, 2) + (r.redisCpuPer1k === null ? '' : ` (+${f(r.redisCpuPer1k, 2)} Redis)`),
-    f(r.msgsPerResponse, 2), f(r.cpuPerResponseUs), f(r.peakRssMiB), String(Object.values(r.errors).reduce((a, b) => a + b, 0) + r.broadcastErrors)
+    f(r.msgsPerResponse, 2), f(r.cpuPerResponseUs), `${f(r.serverCpuPct, 0)} / ${f(r.loadCpuPct, 0)}`, f(r.peakRssMiB), String(Object.values(r.errors).reduce((a, b) => a + b, 0) + r.broadcastErrors)
   ]
   if (fan.length > 0) {
     lines.push(`## Fan-out: N held polls, ${cfg.fanoutMessages} server broadcasts at ${cfg.fanoutRate}/s`, '')
