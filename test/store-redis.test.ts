@@ -32,15 +32,16 @@ function hash (token: string): string {
   return createHash('sha256').update(token).digest('hex')
 }
 
+/** The keys under a prefix (SCAN may return a key twice while Redis rehashes: deduplicated). */
 async function keysOf (client: RedisClient, prefix: string): Promise<string[]> {
-  const keys: string[] = []
+  const keys = new Set<string>()
   let cursor = '0'
   do {
     const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-    keys.push(...batch)
+    for (const key of batch) keys.add(key)
     cursor = next
   } while (cursor !== '0')
-  return keys.sort()
+  return [...keys].sort()
 }
 
 async function deleteKeys (client: RedisClient, prefix: string): Promise<void> {
@@ -132,7 +133,7 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
   t.test('every key is gone once the sessions expired and the message bodies timed out (real time)', async (t) => {
     const prefix = uniquePrefix()
     const c = client(t, prefix)
-    const { store } = await started(t, c, prefix, { messageTtl: 150, sessionTtl: 200 }, { gcMargin: 100 })
+    const { store } = await started(t, c, prefix, { messageTtl: 100, sessionTtl: 200 }, { gcMargin: 1000 })
     t.same(await keysOf(c, prefix), [], 'nothing before the first session')
 
     const a = newSession(['r1', 'r2'], { name: 'A' })
@@ -151,8 +152,12 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     t.equal(await store.authenticate(a.tokenHash, Date.now()), null, 'expired after sessionTtl, before the sweep')
     const swept = await store.sweep(Date.now())
     t.same(swept.map((s) => s.id).sort(), [a.id, b.id].sort(), 'both swept')
-    await until('the message bodies to time out', async () => (await keysOf(c, prefix)).length === 1)
-    t.same(await keysOf(c, prefix), [prefix + 'stats'], 'only the global counters remain')
+    const left = await keysOf(c, prefix)
+    t.ok(left.every((k) => k.startsWith(prefix + 'm:') || k === prefix + 'stats'), `right after the sweep only message bodies and counters remain (${left.length})`)
+    // Bodies live messageTtl + gcMargin (1.1 s); the session keys' backstop TTL (1.2 s) is far
+    // enough after the sweep that a slow machine does not let it run first.
+    await until('the message bodies to time out', async () => (await keysOf(c, prefix)).length === 1, 5000)
+    t.same(await keysOf(c, prefix), [prefix + 'stats'], 'then only the global counters')
     t.same(await store.stats(), { sessions: 0, queued: 0, delivered: 1, dropped: 0 })
   })
 
@@ -239,7 +244,8 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     const b = newSession(['r'])
     await store.createSession(a, now)
     await store.createSession(b, now)
-    await c.del(prefix + 's:' + a.id, prefix + 'sr:' + a.id, prefix + 't:' + a.tokenHash)
+    // What the backstop TTLs remove (the room list sr: has none).
+    await c.del(prefix + 's:' + a.id, prefix + 't:' + a.tokenHash)
     t.equal(await store.publish(message({ kind: 'all' }, 1, now), now), 1, 'a broadcast skips it')
     t.equal(await store.publish(message({ kind: 'room', room: 'r' }, 2, now), now), 1, 'so does a room publish')
     t.equal(await store.publish(message({ kind: 'session', id: a.id }, 3, now), now), 0)
@@ -248,6 +254,8 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     const swept = await store.sweep(now + CONFIG.sessionTtl + 1)
     t.same(swept.map((s) => s.id).sort(), [a.id, b.id].sort(), 'the sweep removes it with the others')
     t.equal((await store.stats()).sessions, 0)
+    t.same((await keysOf(c, prefix)).filter((k) => !k.startsWith(prefix + 'm:')), [prefix + 'stats'],
+      'and takes it out of its rooms: no key of it is left')
   })
 
   t.test('the body of a broadcast is stored once', async (t) => {

@@ -19,7 +19,8 @@
  * - `P m:{msgId}`  the serialized message, stored once with a TTL of messageTtl + gcMargin
  * - `P stats`      hash: queued, delivered, dropped
  * Key TTLs are garbage-collection backstops only (for a Redis that no instance sweeps any more);
- * expiry itself is decided with `now`.
+ * expiry itself is decided with `now`. The sorted set, room sets and `sr:` have none: a sweep,
+ * whenever it comes, removes the session from them.
  *
  * Keys are built inside the scripts, so this store needs a single Redis (standalone or
  * Sentinel), not Redis Cluster.
@@ -85,14 +86,15 @@ type ScriptClient = Redis & ScriptCommands
 const PRELUDE = `
 local P = ARGV[1]
 local function num (x) return string.format('%d', x) end
--- Sets the backstop TTL of the session's own keys.
+-- Sets the backstop TTL of the session's own keys. Not of its room list (sr:), which is small:
+-- whenever the session is swept, even after its other keys timed out, the sweep can still
+-- take it out of its rooms.
 local function touch (id, ms)
   local sk = P .. 's:' .. id
   local tok = redis.call('HGET', sk, 'tok')
   if not tok then return end
   redis.call('PEXPIRE', sk, ms)
   redis.call('PEXPIRE', P .. 't:' .. tok, ms)
-  redis.call('PEXPIRE', P .. 'sr:' .. id, ms)
   redis.call('PEXPIRE', P .. 'mb:' .. id, ms)
 end
 -- Gives a key created after the session the same remaining TTL as the session hash.
@@ -189,7 +191,6 @@ if redis.call('SISMEMBER', srk, room) == 1 then return 'already' end
 if redis.call('SCARD', srk) >= tonumber(ARGV[4]) then return 'too-many' end
 redis.call('SADD', srk, room)
 redis.call('SADD', P .. 'r:' .. room, id)
-sameTtl(id, srk)
 return 'joined'
 `
 
