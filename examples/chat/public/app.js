@@ -309,7 +309,8 @@ function onMessage (m) {
     const list = members(m.room)
     if (m.type === 'join') list.set(m.from, name)
     else list.delete(m.from)
-    const conv = conversations.get(`room:${m.room}`)
+    // Our own join may arrive before join() resolves: the room's conversation starts with it.
+    const conv = m.type === 'join' && m.from === chat.id ? conversation('room', m.room) : conversations.get(`room:${m.room}`)
     if (conv !== undefined) {
       const who = m.from === chat.id ? 'You' : name
       addEntry(conv, { system: true, text: `${who} ${m.type === 'join' ? 'joined' : 'left'}` })
