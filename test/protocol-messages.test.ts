@@ -131,7 +131,7 @@ t.test('maxMessageBytes: UTF-8 bytes of JSON.stringify(data), multi-byte charact
 })
 
 t.test('rate limit: 429 LONGPOLL_RATE_LIMITED with retry-after in whole seconds, counting accepted sends only', async (t) => {
-  const s = await start(t, { rateLimit: { max: 3, timeWindow: 1000 } })
+  const s = await start(t, { rateLimit: { max: 3, timeWindow: 2000 } })
   const a = await register(s)
   const b = await register(s)
   // Refused sends do not count.
@@ -143,7 +143,7 @@ t.test('rate limit: 429 LONGPOLL_RATE_LIMITED with retry-after in whole seconds,
   assertError(t, limited, 429, 'LONGPOLL_RATE_LIMITED', 'fourth accepted send in the window')
   const ra = String(limited.headers['retry-after'])
   t.match(ra, /^\d+$/, `retry-after is whole seconds (${ra})`)
-  t.ok(Number(ra) >= 1 && Number(ra) <= 1, 'retry-after within the 1 s window, rounded up')
+  t.ok(Number(ra) >= 1 && Number(ra) <= 2, 'retry-after within the 2 s window, rounded up')
 
   t.equal((await send(s, b.token, { data: 'b' })).status, 202, 'the limit is per session')
 
@@ -155,9 +155,12 @@ t.test('rate limit: the default is 20 per second; false turns it off', async (t)
   const s = await start(t, {})
   const a = await register(s)
   const statuses: number[] = []
+  const began = Date.now()
   for (let i = 0; i < 21; i++) statuses.push((await send(s, a.token, { data: i })).status)
+  const took = Date.now() - began
   t.same(statuses.slice(0, 20), Array(20).fill(202), '20 accepted')
-  t.equal(statuses[20], 429, 'the 21st limited')
+  if (took < 900) t.equal(statuses[20], 429, `the 21st limited (21 sends in ${took} ms)`)
+  else t.comment(`21 sends took ${took} ms (a loaded machine): the 21st may fall in the next window, not checked`)
 
   const off = await start(t, { rateLimit: false })
   const b = await register(off)

@@ -5,6 +5,7 @@
  *
  * Paths given to `request()` are relative to the plugin's prefix unless `absolute` is set.
  */
+import { randomBytes } from 'node:crypto'
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import longPollChat from '../../lib/index.js'
@@ -58,8 +59,35 @@ export interface StartOptions {
 
 export const DEFAULT_PREFIX = '/chat'
 
+/**
+ * With `PROTOCOL_STORE=redis` (and `REDIS_URL`), servers started without an explicit `store` use
+ * a RedisStore on a key prefix of their own (its keys are deleted at teardown), so the protocol
+ * tests can run against the Redis store too: `PROTOCOL_STORE=redis REDIS_URL=redis://127.0.0.1:6379/0
+ * npx tap test/protocol-*.test.ts`. ioredis is loaded only then.
+ */
+async function redisStore (t: TestLike): Promise<LongPollChatOptions['store']> {
+  const url = process.env.REDIS_URL
+  if (process.env.PROTOCOL_STORE !== 'redis') return undefined
+  if (url === undefined || url === '') throw new Error('PROTOCOL_STORE=redis needs REDIS_URL')
+  const { Redis } = await import('ioredis')
+  const { RedisStore } = await import('../../lib/stores/redis.js')
+  const client = new Redis(url)
+  const keyPrefix = `lpc-protocol-test:${randomBytes(6).toString('hex')}:`
+  t.teardown(async () => {
+    let cursor = '0'
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', keyPrefix + '*', 'COUNT', 1000)
+      cursor = next
+      if (keys.length > 0) await client.del(...keys)
+    } while (cursor !== '0')
+    await client.quit()
+  })
+  return new RedisStore({ client, keyPrefix })
+}
+
 /** Starts a Fastify instance with the plugin; it is closed in `t.teardown`. */
 export async function start (t: TestLike, options: LongPollChatOptions = {}, startOptions: StartOptions = {}): Promise<TestServer> {
+  const store = options.store ?? await redisStore(t) // registered first: its teardown runs after the app's close
   const app = Fastify(startOptions.fastify ?? {})
   let closed: Promise<void> | null = null
   const close = async (): Promise<void> => {
@@ -67,7 +95,7 @@ export async function start (t: TestLike, options: LongPollChatOptions = {}, sta
     await closed
   }
   t.teardown(close)
-  const opts: LongPollChatOptions = { prefix: DEFAULT_PREFIX, ...options }
+  const opts: LongPollChatOptions = { prefix: DEFAULT_PREFIX, ...options, ...(store === undefined ? {} : { store }) }
   await app.register(longPollChat, opts)
   let port: number | null = null
   if (startOptions.listen === true) {
