@@ -39,7 +39,7 @@ export const RegisterReply = Type.Object({
 export const PollQuery = Type.Object({
   cursor: Type.Optional(Type.String({ description: 'Opaque cursor from the previous response' })),
   // A pattern rather than Type.Integer: conversion would truncate `wait=1.5` to 1 instead of refusing it.
-  wait: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}$', description: 'Longest hold in ms (integer >= 0), capped at pollTimeout' }))
+  wait: Type.Optional(Type.String({ pattern: '^[0-9]+$', description: 'Longest hold in ms (integer >= 0), capped at pollTimeout' }))
 })
 export type PollQueryT = Static<typeof PollQuery>
 
