@@ -363,6 +363,24 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     }
   })
 
+  t.test('losing only the subscriber connection is an outage too, and it recovers', async (t) => {
+    const prefix = uniquePrefix()
+    const c = client(t, prefix)
+    const { store, events } = await started(t, c, prefix)
+    const a = newSession()
+    await store.createSession(a, Date.now())
+    const line = String(await c.client('LIST')).split('\n').find((l) => l.includes(` name=lpc-subscriber:${prefix} `))
+    const id = /(?:^| )id=(\d+)/.exec(line ?? '')?.[1]
+    t.ok(id, 'the subscriber connection is found by its name')
+    await c.client('KILL', 'ID', id as string)
+    await until('the unavailable event', () => events.some((e) => e.type === 'unavailable'))
+    await until('the store to work again', async () => await store.hasSession(a.id).then(() => true, () => false))
+    const seq = await store.beginPoll(a.id, 1000, Date.now())
+    await until('the poll event through the new subscriber connection', () =>
+      events.some((e) => e.type === 'poll' && e.sessionId === a.id && e.seq === seq))
+    t.equal(events.filter((e) => e.type === 'unavailable').length, 1, 'one unavailable event')
+  })
+
   const noRedisServer = spawnSync('redis-server', ['--version']).status !== 0 && 'redis-server is not installed'
   t.test('outage: methods fail at once, one unavailable event, service resumes by itself', { skip: noRedisServer }, async (t) => {
     const port = await freePort()
