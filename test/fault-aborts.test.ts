@@ -12,7 +12,8 @@ import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t, { type Test } from 'tap'
-import type { LongPollChatOptions, MailboxStore } from '../types/index.js'
+import { MemoryStore } from '../lib/stores/memory.js'
+import type { LongPollChatOptions, MailboxStore, SessionInfo } from '../types/index.js'
 import { poll, pollOk, register, sleep, start, waitFor, waitHeld, type Session, type TestServer } from './helpers/http.js'
 
 /** A GC function without --expose-gc (V8 exposes `gc` to contexts created after the flag is set), or null. */
@@ -115,6 +116,37 @@ t.test('300 clients abort held polls, 2 rounds, then 300 vanish right after send
   }
   t.ok(responses.length >= 3 * N, `${responses.length} poll requests tracked`)
   t.equal(alive, 0, `after a GC, none of the ${responses.length} poll responses is still referenced (${alive} alive)`)
+})
+
+/** A MemoryStore whose authenticate takes a while, as a remote store's does (Redis: one round trip). */
+class SlowAuthStore extends MemoryStore {
+  override async authenticate (tokenHash: string, now: number): Promise<SessionInfo | null> {
+    await sleep(30)
+    return await super.authenticate(tokenHash, now)
+  }
+}
+
+// Known bug (reported to the lead): delivery.ts listens for the response's 'close' only when the
+// poll reaches the delivery core, after the store authenticated the token. A client that goes
+// away during that await is never noticed: its poll is held for the whole pollTimeout (a waiter
+// that serves nobody, and a session that cannot expire meanwhile). With the Redis store, 67 of 100
+// such polls stayed held. The assertion is todo until the core checks whether the connection is
+// already closed (request.raw.socket.destroyed) before holding.
+t.test('a slow store: polls whose clients vanished while the store authenticated them are not held', async (t) => {
+  const N = 50
+  const POLL_TIMEOUT = 1500
+  const s = await start(t, { pollTimeout: POLL_TIMEOUT, store: new SlowAuthStore() }, { listen: true })
+  let closed = 0
+  s.app.server.on('request', (req, res: ServerResponse) => {
+    if (req.url?.includes('/poll') === true) res.on('close', () => { closed++ })
+  })
+  const sessions = await registerMany(s, N)
+  await Promise.all(sessions.map((x) => pollAndVanish(s, x.token, x.cursor)))
+  t.ok(await waitFor(() => closed === N, `the server to see ${N} closed polls`, 10_000), `the server saw all ${N} polls closed`)
+  await sleep(200) // every authentication (30 ms) is over
+  const held = (await s.app.longPoll.stats()).heldPolls
+  t.equal(held, 0, `no poll of a vanished client is held (${held} held)`, { todo: 'delivery.ts: a client gone before the poll reaches the core is held for pollTimeout' })
+  t.ok(await waitHeld(s, 0, POLL_TIMEOUT + 5000), 'at the latest, pollTimeout releases them all')
 })
 
 async function expiryAfterAborts (t: Test, options: LongPollChatOptions, n: number): Promise<TestServer> {
