@@ -202,7 +202,7 @@ interface RequestOptions {
   token?: string
   headers?: Record<string, string>
   timeoutMs: number
-  /** Aborts the request when the client closes (polls); other requests run to their end. */
+  /** Aborts the request when the client closes (polls, registration); other requests run to their end. */
   abortable?: boolean
   keepalive?: boolean
 }
@@ -487,7 +487,7 @@ export class ChatClient<T = unknown, P extends Profile = Profile> implements Asy
     if (this.profile !== null) body.profile = this.profile
     let res: RegisterResponse
     try {
-      res = await this.request<RegisterResponse>('POST', '/register', { body, headers: extra, timeoutMs: this.requestTimeout })
+      res = await this.request<RegisterResponse>('POST', '/register', { body, headers: extra, timeoutMs: this.requestTimeout, abortable: true })
     } catch (err) {
       const error = toClientError(err)
       const status = error.statusCode

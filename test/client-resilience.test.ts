@@ -186,6 +186,22 @@ t.test('retry-after is honoured on 429 (register) and 503 (poll); send errors ca
   t.equal(calls.at(-1)?.what, 'DELETE /chat/session', 'close() ended the session')
 })
 
+t.test('close() does not wait for a registration the server never answers', { timeout: 20_000 }, async (t) => {
+  let registers = 0
+  const silent = createServer((req) => { req.resume(); registers++ })
+  await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>(resolve => { silent.closeAllConnections(); silent.close(() => resolve()) }))
+  const { port } = silent.address() as AddressInfo
+  const chat = client(t, { url: `http://127.0.0.1:${port}/chat` })
+  const ready = chat.ready().then(() => 'ready', (err: { code?: string }) => err.code)
+  await until(() => registers === 1)
+  const started = Date.now()
+  await chat.close()
+  t.ok(Date.now() - started < 1000, 'close() resolved at once')
+  t.equal(await ready, 'LONGPOLL_CLIENT_CLOSED')
+  t.equal(chat.state, 'closed')
+})
+
 t.test('no unhandled rejection in the whole file', async (t) => {
   await delay(50)
   t.same(unhandled, [])
