@@ -170,7 +170,7 @@ function avatar (name) {
   span.textContent = (name.trim()[0] ?? '?').toUpperCase()
   let hue = 0
   for (const ch of name) hue = (hue * 31 + ch.codePointAt(0)) % 360
-  span.style.background = `hsl(${hue} 45% 38%)`
+  span.style.background = `hsl(${hue} 45% 30%)`
   return span
 }
 
