@@ -118,6 +118,19 @@ t.test('300 clients abort held polls, 2 rounds, then 300 vanish right after send
   t.equal(alive, 0, `after a GC, none of the ${responses.length} poll responses is still referenced (${alive} alive)`)
 })
 
+t.test('app.close() with 300 held polls: every one is answered 503 with retry-after, and close completes', async (t) => {
+  const N = 300
+  const s = await start(t, { pollTimeout: 20_000 }, { listen: true })
+  const sessions = await registerMany(s, N)
+  const polls = sessions.map((x) => poll(s, x.token, { cursor: x.cursor }))
+  await waitHeld(s, N, 10_000)
+  await s.close()
+  const replies = await Promise.all(polls)
+  t.equal(replies.filter((r) => r.status === 503 && r.body?.code === 'LONGPOLL_SHUTTING_DOWN').length, N, `all ${N} held polls answered 503 LONGPOLL_SHUTTING_DOWN`)
+  t.ok(replies.every((r) => /^[1-9]\d*$/.test(String(r.headers['retry-after']))), 'each with retry-after in whole seconds')
+  t.ok(replies.every((r) => r.ms < 15_000), 'none waited for its hold time (20 s)')
+})
+
 /** A MemoryStore whose authenticate takes a while, as a remote store's does (Redis: one round trip). */
 class SlowAuthStore extends MemoryStore {
   override async authenticate (tokenHash: string, now: number): Promise<SessionInfo | null> {

@@ -16,7 +16,7 @@ t.test('slowloris-ish held polls are bounded by pollTimeout, whatever wait they 
   const POLL_TIMEOUT = 300
   const s = await start(t, { pollTimeout: POLL_TIMEOUT }, { listen: true })
   const sessions = await Promise.all(Array.from({ length: N }, () => register(s)))
-  const waits = [undefined, '25000', String(2 ** 31), '999999999999999']
+  const waits = [undefined, '25000', String(2 ** 31), '999999999999999', String(Number.MAX_SAFE_INTEGER), '1000000000000000000000']
   const started = Date.now()
   const replies = await Promise.all(sessions.map((x, i) => poll(s, x.token, { cursor: x.cursor, wait: waits[i % waits.length] })))
   const elapsed = Date.now() - started
@@ -25,14 +25,6 @@ t.test('slowloris-ish held polls are bounded by pollTimeout, whatever wait they 
   t.ok(replies.every((r) => r.ms >= POLL_TIMEOUT - 50), 'each was held (none answered early)')
   t.ok(elapsed < 10_000, `and all were released by the ${POLL_TIMEOUT} ms hold cap, not by their wait (${elapsed} ms for all)`)
   t.equal((await s.app.longPoll.stats()).heldPolls, 0, 'nothing stays held')
-
-  // Integers of 16 digits and more: PROTOCOL.md caps any integer >= 0 at pollTimeout; lib/schemas.ts
-  // refuses them (FST_ERR_VALIDATION, pattern ^[0-9]{1,15}$). Either way nothing hangs.
-  for (const wait of [String(Number.MAX_SAFE_INTEGER), '1000000000000000000000']) {
-    const res = await poll(s, sessions[0].token, { cursor: sessions[0].cursor, wait })
-    t.ok(res.status === 200 || res.status === 400, `wait=${wait}: answered ${res.status} (${res.body?.code ?? 'capped'}), no hang`)
-    t.equal(res.status, 200, `wait=${wait}: capped at pollTimeout as PROTOCOL.md says`, { todo: 'schemas.ts refuses wait with more than 15 digits' })
-  }
 })
 
 t.test('a burst of 50 concurrent polls of one session: at most one stays held, the others are 409', async (t) => {
