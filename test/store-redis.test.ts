@@ -258,6 +258,25 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
       'and takes it out of its rooms: no key of it is left')
   })
 
+  t.test('members() and hasSession() leave out sessions expired but not yet swept', async (t) => {
+    const prefix = uniquePrefix()
+    const c = client(t, prefix)
+    const { store } = await started(t, c, prefix, { sessionTtl: 10_000 })
+    const T0 = Date.now()
+    const a = newSession(['r'])
+    const b = newSession(['r'])
+    await store.createSession(a, T0)
+    await store.createSession(b, T0 + 5000)
+    t.same((await store.members('r')).map((m) => m.id).sort(), [a.id, b.id].sort())
+    await store.authenticate(b.tokenHash, T0 + 12_000) // the store's clock is now past a's expiry
+    t.same((await store.members('r')).map((m) => m.id), [b.id], 'a is expired: not a member any more')
+    t.same((await store.members()).map((m) => m.id), [b.id])
+    t.equal(await store.hasSession(a.id), false)
+    t.equal(await store.hasSession(b.id), true)
+    t.equal((await store.stats()).sessions, 2, 'stats() counts it until the sweep, as the memory store does')
+    t.same((await store.sweep(T0 + 12_000)).map((s) => s.id), [a.id])
+  })
+
   t.test('the body of a broadcast is stored once', async (t) => {
     const prefix = uniquePrefix()
     const c = client(t, prefix)

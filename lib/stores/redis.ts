@@ -201,22 +201,25 @@ redis.call('SREM', P .. 'r:' .. ARGV[3], ARGV[2])
 return 1
 `
 
-// ARGV: P, room or '' → { { id, profile, lastSeen } ... }
+// ARGV: P, room or '', clock → { { id, profile, lastSeen } ... } of the sessions alive at clock
 const MEMBERS = `
+local clock = tonumber(ARGV[3])
 local ids
-if ARGV[2] == '' then ids = redis.call('ZRANGE', P .. 'sessions', 0, -1)
+if ARGV[2] == '' then ids = redis.call('ZRANGEBYSCORE', P .. 'sessions', '(' .. ARGV[3], '+inf')
 else ids = redis.call('SMEMBERS', P .. 'r:' .. ARGV[2]) end
 local out = {}
 for _, id in ipairs(ids) do
   local f = redis.call('HMGET', P .. 's:' .. id, 'prof', 'ls')
-  if f[2] and redis.call('ZSCORE', P .. 'sessions', id) then out[#out + 1] = { id, f[1], f[2] } end
+  local score = redis.call('ZSCORE', P .. 'sessions', id)
+  if f[2] and score and tonumber(score) > clock then out[#out + 1] = { id, f[1], f[2] } end
 end
 return out
 `
 
-// ARGV: P, id → 1 when the session exists
+// ARGV: P, id, clock → 1 when the session exists and is alive at clock
 const HAS = `
-if redis.call('ZSCORE', P .. 'sessions', ARGV[2]) then return 1 end
+local score = redis.call('ZSCORE', P .. 'sessions', ARGV[2])
+if score and tonumber(score) > tonumber(ARGV[3]) then return 1 end
 return 0
 `
 
@@ -446,6 +449,11 @@ export class RedisStore implements MailboxStore {
   private listener: StoreListener | null = null
   private config: StoreConfig | null = null
   private down = false
+  /**
+   * The latest `now` any call passed (as the memory store keeps it): `members()` and
+   * `hasSession()`, which get no `now`, leave out sessions expired by then but not yet swept.
+   */
+  private clock = -1
   private closed = false
   /** Rejecters of the commands in flight, so that a lost connection fails them at once. */
   private readonly pending = new Set<(err: Error) => void>()
@@ -486,6 +494,7 @@ export class RedisStore implements MailboxStore {
   }
 
   async createSession (session: NewSession, now: number): Promise<boolean> {
+    this.tick(now)
     const c = this.cfg()
     const profile = session.profile === null ? '' : JSON.stringify(session.profile)
     const ok = await this.run(() => this.client.lpcCreate(this.keyPrefix, session.id, session.tokenHash, profile,
@@ -494,6 +503,7 @@ export class RedisStore implements MailboxStore {
   }
 
   async authenticate (tokenHash: string, now: number): Promise<SessionInfo | null> {
+    this.tick(now)
     const c = this.cfg()
     const r = await this.run(() => this.client.lpcAuth(this.keyPrefix, tokenHash, now, c.sessionTtl, this.gcMargin))
     if (r === null) return null
@@ -515,15 +525,16 @@ export class RedisStore implements MailboxStore {
   }
 
   async members (room?: string): Promise<Member[]> {
-    const rows = await this.run(() => this.client.lpcMembers(this.keyPrefix, room ?? ''))
+    const rows = await this.run(() => this.client.lpcMembers(this.keyPrefix, room ?? '', this.clock))
     return rows.map(([id, prof, ls]) => ({ id, profile: parseProfile(prof), lastSeen: Number(ls) }))
   }
 
   async hasSession (sessionId: string): Promise<boolean> {
-    return (await this.run(() => this.client.lpcHas(this.keyPrefix, sessionId))) === 1
+    return (await this.run(() => this.client.lpcHas(this.keyPrefix, sessionId, this.clock))) === 1
   }
 
   async publish (message: OutgoingMessage, now: number): Promise<number> {
+    this.tick(now)
     const c = this.cfg()
     const t = message.target
     const target = t.kind === 'room' ? t.room : t.kind === 'session' ? t.id : ''
@@ -532,6 +543,7 @@ export class RedisStore implements MailboxStore {
   }
 
   async read (sessionId: string, cursor: number | null, limit: number, now: number): Promise<ReadResult | 'bad-cursor' | null> {
+    this.tick(now)
     const r = await this.run(() => this.client.lpcRead(this.keyPrefix, sessionId, cursor ?? '', limit, now))
     if (r === null) return null
     if (r === -1) return 'bad-cursor'
@@ -539,16 +551,19 @@ export class RedisStore implements MailboxStore {
   }
 
   async beginPoll (sessionId: string, holdMs: number, now: number): Promise<number | null> {
+    this.tick(now)
     const c = this.cfg()
     return await this.run(() => this.client.lpcBeginPoll(this.keyPrefix, sessionId, holdMs, now, c.sessionTtl, this.gcMargin))
   }
 
   async endPoll (sessionId: string, seq: number, now: number): Promise<void> {
+    this.tick(now)
     const c = this.cfg()
     await this.run(() => this.client.lpcEndPoll(this.keyPrefix, sessionId, seq, now, c.sessionTtl, this.gcMargin))
   }
 
   async sweep (now: number): Promise<EndedSession[]> {
+    this.tick(now)
     const ended: EndedSession[] = []
     for (;;) {
       const batch = await this.run(() => this.client.lpcSweep(this.keyPrefix, now, this.sweepBatch))
@@ -589,6 +604,10 @@ export class RedisStore implements MailboxStore {
   }
 
   /* ---------------------------------------------------------------------------------------- */
+
+  private tick (now: number): void {
+    if (now > this.clock) this.clock = now
+  }
 
   private cfg (): StoreConfig {
     if (this.config === null) throw new Error('RedisStore: init() was not called')
