@@ -179,7 +179,13 @@ export class DeliveryCore {
       if (previous !== undefined) this.finish(previous, new PollSupersededError())
       // Registered before the first read: a publish during the read marks it pending.
       this.held.set(sessionId, held)
-      reply.raw.once('close', () => {
+      const raw = reply.raw
+      // The client may have gone while the request was authenticated: 'close' has fired already.
+      if (raw.destroyed || raw.socket === null || raw.socket.destroyed) {
+        this.finish(held, null)
+        return
+      }
+      raw.once('close', () => {
         if (!held.done) this.finish(held, null)
       })
       this.read(held, holdMs).catch((err: Error) => this.finish(held, err))

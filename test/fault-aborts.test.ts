@@ -158,7 +158,7 @@ t.test('a slow store: polls whose clients vanished while the store authenticated
   t.ok(await waitFor(() => closed === N, `the server to see ${N} closed polls`, 10_000), `the server saw all ${N} polls closed`)
   await sleep(200) // every authentication (30 ms) is over
   const held = (await s.app.longPoll.stats()).heldPolls
-  t.equal(held, 0, `no poll of a vanished client is held (${held} held)`, { todo: 'delivery.ts: a client gone before the poll reaches the core is held for pollTimeout' })
+  t.equal(held, 0, `no poll of a vanished client is held (${held} held)`)
   t.ok(await waitHeld(s, 0, POLL_TIMEOUT + 5000), 'at the latest, pollTimeout releases them all')
 })
 
