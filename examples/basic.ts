@@ -10,7 +10,9 @@ import { longPollChat } from '../lib/index.js'
 async function main (): Promise<void> {
   const app = Fastify({
     // Tokens are secrets: never log the authorization header.
-    logger: { redact: ['req.headers.authorization'] }
+    logger: { redact: ['req.headers.authorization'] },
+    // close() must not wait for client connections that opened and sent nothing
+    forceCloseConnections: true
   })
   await app.register(longPollChat, { prefix: '/chat' })
 
