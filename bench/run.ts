@@ -8,7 +8,7 @@
  *   BENCH_SERVERS=a,b        floor, socketio, plugin-memory, plugin-redis (default: all; Redis when reachable)
  *   BENCH_SCENARIOS=a,b      fanout, burst, idle, chat (default: all)
  *   BENCH_FANOUT_N=1000,5000 BENCH_FANOUT_MESSAGES=8 BENCH_FANOUT_RATE=1
- *   BENCH_BURST_CLIENTS=1000 BENCH_BURST_RATES=20,100 BENCH_BURST_SECONDS=10
+ *   BENCH_BURST_CLIENTS=1000 BENCH_BURST_RATES=20,100 BENCH_BURST_SECONDS=5,10 (seconds per rate)
  *   BENCH_IDLE_N=10000 BENCH_IDLE_N_SOCKETIO=2000
  *   BENCH_CHAT_ROOMS=50 BENCH_CHAT_MEMBERS=10 BENCH_CHAT_SENDERS=2 BENCH_CHAT_SECONDS=8
  *   BENCH_PROFILE=1          CPU-profile the measured window of the plugin and floor servers into
@@ -37,7 +37,8 @@ const cfg = {
   fanoutRate: num(env.BENCH_FANOUT_RATE, 1),
   burstClients: num(env.BENCH_BURST_CLIENTS, QUICK ? 200 : 1000),
   burstRates: nums(env.BENCH_BURST_RATES, QUICK ? [100] : [20, 100]),
-  burstSeconds: num(env.BENCH_BURST_SECONDS, QUICK ? 3 : 10),
+  /** Seconds of each burst run, one per rate (a single value applies to every rate). */
+  burstSeconds: nums(env.BENCH_BURST_SECONDS, QUICK ? [3] : [5, 10]),
   idleN: num(env.BENCH_IDLE_N, QUICK ? 1000 : 10_000),
   // socket.io clients connect slowly (handshake, namespace connect, first poll): fewer of them.
   idleNSocketIo: num(env.BENCH_IDLE_N_SOCKETIO, QUICK ? 500 : 2000),
@@ -463,7 +464,7 @@ function render (meta: Record<string, unknown>, fan: DeliveryRow[], burst: Deliv
     lines.push(table(delivHead, fan.map(delivRow)), '')
   }
   if (burst.length > 0) {
-    lines.push(`## Burst: ${cfg.burstClients} clients, broadcasts at the given rate for ${cfg.burstSeconds} s`, '')
+    lines.push(`## Burst: ${cfg.burstClients} clients, broadcasts at the given rate (${cfg.burstRates.map((r, i) => `${r}/s for ${cfg.burstSeconds[Math.min(i, cfg.burstSeconds.length - 1)]} s`).join(', ')})`, '')
     lines.push(table(delivHead, burst.map(delivRow)), '')
   }
   if (idleRows.length > 0) {
@@ -536,8 +537,9 @@ async function main (): Promise<void> {
     }
   }
   if (scenarios.includes('burst')) {
-    for (const rate of cfg.burstRates) {
-      for (const s of servers) await attempt(`burst ${s} ${rate}/s`, async () => { burst.push(await delivery('burst', s, cfg.burstClients, rate * cfg.burstSeconds, rate)) })
+    for (const [i, rate] of cfg.burstRates.entries()) {
+      const seconds = cfg.burstSeconds[Math.min(i, cfg.burstSeconds.length - 1)]
+      for (const s of servers) await attempt(`burst ${s} ${rate}/s`, async () => { burst.push(await delivery('burst', s, cfg.burstClients, rate * seconds, rate)) })
     }
   }
   if (scenarios.includes('idle')) {
