@@ -143,22 +143,25 @@ class SlowAuthStore extends MemoryStore {
 // delivery core listens for the response's 'close'. Such a poll must be released at once, not held
 // for the whole pollTimeout (a waiter serving nobody, and a session that cannot expire meanwhile).
 // Before a9141fc, all 50 stayed held here, and 67 of 100 with the Redis store.
-t.test('a slow store: polls whose clients vanished while the store authenticated them are not held', async (t) => {
-  const N = 50
-  const POLL_TIMEOUT = 1500
-  const s = await start(t, { pollTimeout: POLL_TIMEOUT, store: new SlowAuthStore() }, { listen: true })
+async function vanishedNotHeld (t: Test, options: LongPollChatOptions, n: number): Promise<TestServer> {
+  const s = await start(t, { pollTimeout: 1500, ...options }, { listen: true })
   let closed = 0
   s.app.server.on('request', (req, res: ServerResponse) => {
     if (req.url?.includes('/poll') === true) res.on('close', () => { closed++ })
   })
-  const sessions = await registerMany(s, N)
+  const sessions = await registerMany(s, n)
   await Promise.all(sessions.map((x) => pollAndVanish(s, x.token, x.cursor)))
-  t.ok(await waitFor(() => closed === N, `the server to see ${N} closed polls`, 10_000), `the server saw all ${N} polls closed`)
-  await sleep(200) // every authentication (30 ms) is over
+  t.ok(await waitFor(() => closed === n, `the server to see ${n} closed polls`, 10_000), `the server saw all ${n} polls closed`)
+  await sleep(200) // every authentication is over
   const held = (await s.app.longPoll.stats()).heldPolls
   t.equal(held, 0, `no poll of a vanished client is held (${held} held)`)
   const again = await Promise.all(sessions.map((x) => poll(s, x.token, { cursor: x.cursor, wait: 0 })))
   t.ok(again.every((r) => r.status === 200), 'every session polls normally afterwards')
+  return s
+}
+
+t.test('a slow store: polls whose clients vanished while the store authenticated them are not held', async (t) => {
+  await vanishedNotHeld(t, { store: new SlowAuthStore() }, 50)
 })
 
 async function expiryAfterAborts (t: Test, options: LongPollChatOptions, n: number): Promise<TestServer> {
@@ -190,16 +193,16 @@ const redisSkip = REDIS_URL === undefined || REDIS_URL === ''
   ? 'REDIS_URL not set'
   : existsSync(join(__dirname, '..', 'lib', 'stores', 'redis.ts')) ? false : 'lib/stores/redis.ts does not exist'
 
-t.test('Redis store: aborted polls do not keep their sessions alive either', { skip: redisSkip }, async (t) => {
+/** A Redis store on a fresh key prefix; the teardown closes `server()` first, then deletes the keys. */
+async function redisStore (t: Test, server: () => TestServer | null): Promise<MailboxStore> {
   // Imported lazily (the store by a computed name), so nothing of Redis loads without REDIS_URL.
   const storeModule = '../lib/stores/redis.js'
   const { Redis } = await import('ioredis')
   const { RedisStore } = await import(storeModule) as { RedisStore: new (opts: { client: unknown, keyPrefix: string }) => MailboxStore }
   const prefix = `lpcfault:${randomBytes(6).toString('hex')}:`
   const client = new Redis(REDIS_URL as string)
-  let server: TestServer | null = null
   t.teardown(async () => {
-    await server?.close()
+    await server()?.close()
     let cursor = '0'
     do {
       const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
@@ -208,6 +211,17 @@ t.test('Redis store: aborted polls do not keep their sessions alive either', { s
     } while (cursor !== '0')
     client.disconnect()
   })
-  const store = new RedisStore({ client, keyPrefix: prefix })
+  return new RedisStore({ client, keyPrefix: prefix })
+}
+
+t.test('Redis store: aborted polls do not keep their sessions alive either', { skip: redisSkip }, async (t) => {
+  let server: TestServer | null = null
+  const store = await redisStore(t, () => server)
   server = await expiryAfterAborts(t, { store }, 50)
+})
+
+t.test('Redis store: polls whose clients vanished during the authentication round trip are not held', { skip: redisSkip }, async (t) => {
+  let server: TestServer | null = null
+  const store = await redisStore(t, () => server)
+  server = await vanishedNotHeld(t, { store }, 50)
 })
