@@ -43,6 +43,7 @@ export async function createPluginServer (opts: { pollTimeout: number, redisUrl?
 
   return {
     port,
+    http: app.server,
     broadcast: (data) => app.longPoll.broadcast(data),
     held: async () => (await app.longPoll.stats()).heldPolls,
     sessions: async () => (await app.longPoll.stats()).sessions,

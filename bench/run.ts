@@ -73,6 +73,8 @@ interface DeliveryRow {
   msgsPerResponse: number
   /** Server CPU per poll response (empty ones included), µs. */
   cpuPerResponseUs: number
+  /** HTTP requests the server received per delivered message. */
+  requestsPerDelivery: number
   /** CPU time over wall time of the measured window: the server process, and the load process (near 100 %: the load was the limit). */
   serverCpuPct: number
   loadCpuPct: number
@@ -240,6 +242,7 @@ async function delivery (scenario: 'fanout' | 'burst', kind: ServerKind, clients
       peakRssMiB: usage.maxRssMiB,
       msgsPerResponse: rep.responsesWithMessages > 0 ? rep.messagesInThem / rep.responsesWithMessages : 0,
       cpuPerResponseUs: usage.cpuMs * 1000 / Math.max(rep.responsesWithMessages + rep.emptyResponses, 1),
+      requestsPerDelivery: usage.requests / Math.max(rep.delivered, 1),
       serverCpuPct: usage.cpuMs / rep.wallMs * 100,
       loadCpuPct: rep.loadCpuMs / rep.wallMs * 100,
       errors: rep.errors,
@@ -248,7 +251,7 @@ async function delivery (scenario: 'fanout' | 'burst', kind: ServerKind, clients
       timedOut: rep.timedOut
     }
     log(`  delivered ${row.delivered}/${row.expected}, p50 ${f(row.latency.p50Ms)} p99 ${f(row.latency.p99Ms)} max ${f(row.latency.maxMs)} ms, ` +
-      `cpu ${f(row.cpuPer1k)} ms/1k, ${f(row.msgsPerResponse)} msg/resp, cpu% srv ${f(row.serverCpuPct, 0)} load ${f(row.loadCpuPct, 0)}, rss ${f(row.peakRssMiB)} MiB ${errText(row.errors)}`)
+      `cpu ${f(row.cpuPer1k)} ms/1k, ${f(row.msgsPerResponse)} msg/resp, ${f(row.requestsPerDelivery, 3)} req/delivery, cpu% srv ${f(row.serverCpuPct, 0)} load ${f(row.loadCpuPct, 0)}, rss ${f(row.peakRssMiB)} MiB ${errText(row.errors)}`)
     return row
   })
 }

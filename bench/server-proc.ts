@@ -5,6 +5,7 @@
  * over IPC.
  */
 import { writeFileSync } from 'node:fs'
+import type { Server } from 'node:http'
 import { Session } from 'node:inspector'
 import { serve } from './ipc.js'
 import { nowUs, sleep } from './stats.js'
@@ -13,6 +14,8 @@ export type ServerKind = 'floor' | 'socketio' | 'plugin-memory' | 'plugin-redis'
 
 export interface BenchServer {
   port: number
+  /** The HTTP server, to count requests. */
+  http: Server
   /** Sends `data` to every session (the server-side broadcast API of each server). */
   broadcast: (data: unknown) => unknown
   /** Polls held right now. */
@@ -29,6 +32,8 @@ export interface Usage {
   /** Peak resident set size of the process so far, MiB. */
   maxRssMiB: number
   rssMiB: number
+  /** HTTP requests received since the mark. */
+  requests: number
 }
 
 export interface HeapFigures {
@@ -46,6 +51,8 @@ export interface BroadcastReport {
 
 let bench: BenchServer | undefined
 let mark = process.cpuUsage()
+let requests = 0
+let requestsAtMark = 0
 let inspector: Session | undefined
 
 function post<T> (method: string, params?: object): Promise<T> {
@@ -61,6 +68,7 @@ async function create (kind: ServerKind, pollTimeout: number, redisUrl: string |
     await new Promise<void>((resolve) => floor.server.listen(0, '127.0.0.1', resolve))
     return {
       port: (floor.server.address() as { port: number }).port,
+      http: floor.server,
       broadcast: floor.broadcast,
       held: floor.held,
       sessions: floor.sessions,
@@ -87,12 +95,14 @@ function gc (): void {
 serve({
   async start (args: { kind: ServerKind, pollTimeout: number, redisUrl?: string }) {
     bench = await create(args.kind, args.pollTimeout, args.redisUrl)
+    bench.http.on('request', () => { requests++ })
     return { port: bench.port, pid: process.pid }
   },
   async held () { return await bench!.held() },
   async sessions () { return await bench!.sessions() },
   mark () {
     mark = process.cpuUsage()
+    requestsAtMark = requests
     return true
   },
   usage (): Usage {
@@ -102,7 +112,8 @@ serve({
       userMs: cpu.user / 1e3,
       systemMs: cpu.system / 1e3,
       maxRssMiB: process.resourceUsage().maxRSS / 1024,
-      rssMiB: process.memoryUsage.rss() / 1048576
+      rssMiB: process.memoryUsage.rss() / 1048576,
+      requests: requests - requestsAtMark
     }
   },
   async heap (): Promise<HeapFigures> {

@@ -32,6 +32,7 @@ export async function createSocketIoServer (opts: { pollTimeout: number }): Prom
 
   return {
     port,
+    http: server,
     broadcast (data) { io.emit('m', data) },
     held () {
       // A connected client's poll is held while its polling transport is writable.
