@@ -4,7 +4,9 @@
  * (429), body (400, 413), then addressing (403, 404).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { TypeBoxValidatorCompiler, type TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { TSchema } from '@sinclair/typebox'
+import { TypeCompiler } from '@sinclair/typebox/compiler'
 import type { IncomingMessage, LongPollChatOptions, SessionInfo } from '../types/index.js'
 import type { DeliveryCore } from './delivery.js'
 import {
@@ -76,6 +78,22 @@ export class RateLimiter {
   }
 }
 
+/**
+ * Compiles each schema once with TypeBox and checks values as they are: no type coercion (a body's
+ * `"room": 1` is a 400, not room "1"), and no conversion pass on the hot poll path (every query
+ * and param of the protocol is a string already).
+ */
+function validatorCompiler ({ schema }: { schema: unknown }) {
+  const check = TypeCompiler.Compile(schema as TSchema)
+  return (value: unknown) => {
+    if (check.Check(value)) return { value }
+    const error = [...check.Errors(value)].slice(0, 10).map((e) => ({
+      keyword: String(e.type), schemaPath: e.path, params: {}, message: e.message, instancePath: e.path
+    }))
+    return { error }
+  }
+}
+
 function session (request: FastifyRequest): SessionInfo {
   return (request as WithSession)[kSession] as SessionInfo
 }
@@ -84,15 +102,14 @@ export function routes (core: DeliveryCore, opts: ResolvedOptions, limiter: Rate
   return async function longPollRoutes (fastify: FastifyInstance): Promise<void> {
     const app = fastify.withTypeProvider<TypeBoxTypeProvider>()
     const { store } = core
-    // TypeBox checks: bodies are taken as sent (no type coercion: `"room": 1` is a 400, not
-    // room "1"); query strings and params are converted (`wait=100` is a number).
-    app.setValidatorCompiler(TypeBoxValidatorCompiler)
+    app.setValidatorCompiler(validatorCompiler)
 
-    app.addHook('onSend', async (_request, reply, payload) => {
+    // A callback hook, not an async one: it runs on every response, held polls included.
+    app.addHook('onSend', (_request, reply, payload, done) => {
       reply.header('cache-control', 'no-store')
       // Every 503 (store unavailable, shutting down, sessions full) tells the client when to retry.
       if (reply.statusCode === 503 && !reply.hasHeader('retry-after')) reply.header('retry-after', '1')
-      return payload
+      done(null, payload)
     })
 
     /** onRequest of every route that takes a token. */
