@@ -6,7 +6,7 @@
  * `.heapprofile` (allocations sampled over the same window): bytes allocated per function and file.
  */
 import { readFileSync } from 'node:fs'
-import { relative } from 'node:path'
+import { join, relative } from 'node:path'
 
 interface ProfileNode {
   id: number
@@ -17,7 +17,7 @@ interface ProfileNode {
 
 interface Profile { nodes: ProfileNode[], samples?: number[] }
 
-const root = process.cwd()
+const root = join(__dirname, '..')
 
 /** `file` for TypeScript run through tsx (its line numbers are those of the transpiled code), else `file:line`. */
 function where (url: string, line: number): string {
