@@ -7,7 +7,7 @@
  *   BENCH_QUICK=1            small N and short runs (a smoke run in about a minute)
  *   BENCH_SERVERS=a,b        floor, socketio, plugin-memory, plugin-redis (default: all; Redis when reachable)
  *   BENCH_SCENARIOS=a,b      fanout, burst, idle, chat (default: all)
- *   BENCH_FANOUT_N=1000,5000 BENCH_FANOUT_MESSAGES=8 BENCH_FANOUT_RATE=1
+ *   BENCH_FANOUT_N=1000,5000 BENCH_FANOUT_MESSAGES=30,8 BENCH_FANOUT_RATE=2,1 (per N)
  *   BENCH_BURST_CLIENTS=1000 BENCH_BURST_RATES=20,100 BENCH_BURST_SECONDS=5,10 (seconds per rate)
  *   BENCH_IDLE_N=10000 BENCH_IDLE_N_SOCKETIO=2000
  *   BENCH_CHAT_ROOMS=50 BENCH_CHAT_MEMBERS=10 BENCH_CHAT_SENDERS=2 BENCH_CHAT_SECONDS=8
@@ -33,8 +33,9 @@ const num = (v: string | undefined, fallback: number): number => v === undefined
 const cfg = {
   quick: QUICK,
   fanoutN: nums(env.BENCH_FANOUT_N, QUICK ? [200, 500] : [1000, 5000]),
-  fanoutMessages: num(env.BENCH_FANOUT_MESSAGES, QUICK ? 4 : 8),
-  fanoutRate: num(env.BENCH_FANOUT_RATE, 1),
+  /** Broadcasts and their rate, one per N (a single value applies to every N): enough deliveries for a steady CPU figure, slow enough that one fan-out ends before the next. */
+  fanoutMessages: nums(env.BENCH_FANOUT_MESSAGES, QUICK ? [4] : [30, 8]),
+  fanoutRate: nums(env.BENCH_FANOUT_RATE, QUICK ? [1] : [2, 1]),
   burstClients: num(env.BENCH_BURST_CLIENTS, QUICK ? 200 : 1000),
   burstRates: nums(env.BENCH_BURST_RATES, QUICK ? [100] : [20, 100]),
   /** Seconds of each burst run, one per rate (a single value applies to every rate). */
@@ -49,7 +50,7 @@ const cfg = {
   pollTimeout: 25_000,
   profile: env.BENCH_PROFILE === '1'
 }
-const WARM_MESSAGES = 5 // broadcasts before the measured window of fan-out and burst
+const WARM_MESSAGES = 10 // broadcasts before the measured window of fan-out and burst
 const WARM = 100 // sessions registered before the idle baseline, so that lazy setup is not counted per session
 const RESULTS = join(__dirname, 'results')
 
@@ -463,7 +464,7 @@ function render (meta: Record<string, unknown>, fan: DeliveryRow[], burst: Deliv
     f(r.msgsPerResponse, 2), f(r.cpuPerResponseUs), `${f(r.serverCpuPct, 0)} / ${f(r.loadCpuPct, 0)}`, f(r.peakRssMiB), String(Object.values(r.errors).reduce((a, b) => a + b, 0) + r.broadcastErrors)
   ]
   if (fan.length > 0) {
-    lines.push(`## Fan-out: N held polls, ${cfg.fanoutMessages} server broadcasts at ${cfg.fanoutRate}/s`, '')
+    lines.push(`## Fan-out: N held polls, server broadcasts at a steady rate (${cfg.fanoutN.map((n, i) => `N = ${n}: ${cfg.fanoutMessages[Math.min(i, cfg.fanoutMessages.length - 1)]} at ${cfg.fanoutRate[Math.min(i, cfg.fanoutRate.length - 1)]}/s`).join('; ')})`, '')
     lines.push(table(delivHead, fan.map(delivRow)), '')
   }
   if (burst.length > 0) {
@@ -535,8 +536,10 @@ async function main (): Promise<void> {
   }
 
   if (scenarios.includes('fanout')) {
-    for (const n of cfg.fanoutN) {
-      for (const s of servers) await attempt(`fanout ${s} N=${n}`, async () => { fan.push(await delivery('fanout', s, n, cfg.fanoutMessages, cfg.fanoutRate)) })
+    for (const [i, n] of cfg.fanoutN.entries()) {
+      const messages = cfg.fanoutMessages[Math.min(i, cfg.fanoutMessages.length - 1)]
+      const rate = cfg.fanoutRate[Math.min(i, cfg.fanoutRate.length - 1)]
+      for (const s of servers) await attempt(`fanout ${s} N=${n}`, async () => { fan.push(await delivery('fanout', s, n, messages, rate)) })
     }
   }
   if (scenarios.includes('burst')) {
