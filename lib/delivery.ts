@@ -41,12 +41,20 @@ class HeldPoll {
   timer: NodeJS.Timeout | undefined = undefined
 
   constructor (
+    readonly core: DeliveryCore,
     readonly sessionId: string,
     public cursor: number | null,
-    readonly reply: FastifyReply,
-    readonly resolve: (payload: string) => void,
-    readonly reject: (err: Error) => void
+    readonly reply: FastifyReply
   ) {}
+}
+
+const kHeld = Symbol('longPollHeld')
+type RawWithHeld = FastifyReply['raw'] & { [kHeld]?: HeldPoll }
+
+/** One shared 'close' listener for every held poll (no closure per poll): the client went away. */
+function onRawClose (this: RawWithHeld): void {
+  const held = this[kHeld]
+  if (held !== undefined && !held.done) held.core.release(held)
 }
 
 export function pollPayload (result: ReadResult): string {
@@ -164,32 +172,31 @@ export class DeliveryCore {
   }
 
   /**
-   * Answers a poll: at once when there is something after the cursor (or `holdMs` is 0),
-   * otherwise holds it until a wake-up, the hold time, a newer poll, or shutdown.
-   * Resolves with the serialized response body.
+   * Answers a poll through `reply`: at once when there is something after the cursor (or
+   * `holdMs` is 0), otherwise holds it until a wake-up, the hold time, a newer poll, or shutdown.
+   * Callback style on purpose: no promise or closure per held poll on this hot path.
    */
-  poll (sessionId: string, cursor: number | null, holdMs: number, reply: FastifyReply): Promise<string> {
+  poll (sessionId: string, cursor: number | null, holdMs: number, reply: FastifyReply): void {
     if (this.closing) {
-      reply.header('retry-after', '1').header('connection', 'close')
-      return Promise.reject(new ShuttingDownError())
+      reply.header('retry-after', '1').header('connection', 'close').send(new ShuttingDownError())
+      return
     }
-    return new Promise<string>((resolve, reject) => {
-      const held = new HeldPoll(sessionId, cursor, reply, resolve, reject)
-      const previous = this.held.get(sessionId)
-      if (previous !== undefined) this.finish(previous, new PollSupersededError())
-      // Registered before the first read: a publish during the read marks it pending.
-      this.held.set(sessionId, held)
-      const raw = reply.raw
-      // The client may have gone while the request was authenticated: 'close' has fired already.
-      if (raw.destroyed || raw.socket === null || raw.socket.destroyed) {
-        this.finish(held, null)
-        return
-      }
-      raw.once('close', () => {
-        if (!held.done) this.finish(held, null)
-      })
-      this.read(held, holdMs).catch((err: Error) => this.finish(held, err))
-    })
+    const held = new HeldPoll(this, sessionId, cursor, reply)
+    const previous = this.held.get(sessionId)
+    if (previous !== undefined) this.finish(previous, new PollSupersededError())
+    const raw = reply.raw as RawWithHeld
+    // The client may have gone while the request was authenticated: 'close' has fired already.
+    if (raw.destroyed || raw.socket === null || raw.socket.destroyed) return
+    // Registered before the first read: a publish during the read marks it pending.
+    this.held.set(sessionId, held)
+    raw[kHeld] = held
+    raw.on('close', onRawClose)
+    this.read(held, holdMs).catch((err: Error) => this.finish(held, err))
+  }
+
+  /** The client of a held poll went away: forget the poll without answering. */
+  release (held: HeldPoll): void {
+    this.finish(held, null)
   }
 
   /** Reads the mailbox (again while wake-ups arrived during the read) and answers when there is something. */
@@ -197,7 +204,12 @@ export class DeliveryCore {
     held.reading = true
     do {
       held.pending = false
-      const result = await this.call(this.store.read(held.sessionId, held.cursor, this.opts.maxMessagesPerPoll, Date.now()))
+      let result
+      try {
+        result = await this.store.read(held.sessionId, held.cursor, this.opts.maxMessagesPerPoll, Date.now())
+      } catch (err) {
+        this.fail(err)
+      }
       if (held.done) return
       if (result === null) return this.finish(held, new UnknownSessionError())
       if (result === 'bad-cursor') return this.finish(held, new BadCursorError())
@@ -211,7 +223,12 @@ export class DeliveryCore {
 
   /** Nothing to answer yet: tell the store the poll is held, then wait. */
   private async hold (held: HeldPoll, holdMs: number): Promise<void> {
-    const seq = await this.call(this.store.beginPoll(held.sessionId, holdMs, Date.now()))
+    let seq
+    try {
+      seq = await this.store.beginPoll(held.sessionId, holdMs, Date.now())
+    } catch (err) {
+      this.fail(err)
+    }
     if (seq === null) return this.finish(held, new UnknownSessionError())
     held.seq = seq
     if (held.done) {
@@ -256,18 +273,18 @@ export class DeliveryCore {
     held.done = true
     if (held.timer !== undefined) clearTimeout(held.timer)
     if (this.held.get(held.sessionId) === held) this.held.delete(held.sessionId)
+    const raw = held.reply.raw as RawWithHeld
+    raw[kHeld] = undefined
+    raw.removeListener('close', onRawClose)
     this.endPoll(held)
+    // null: the client is gone, there is nobody to answer.
+    if (outcome === null) return
     if (typeof outcome === 'string') {
-      held.resolve(outcome)
-      return
-    }
-    if (outcome === null) {
-      // The client is gone; settle the handler without writing anything meaningful.
-      held.resolve('')
+      held.reply.type('application/json; charset=utf-8').send(outcome)
       return
     }
     if (retryAfter !== undefined) held.reply.header('retry-after', String(retryAfter))
-    held.reject(outcome)
+    held.reply.send(outcome)
   }
 
   /** preClose: answer every held poll at once with 503 and `connection: close`. */

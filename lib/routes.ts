@@ -191,14 +191,13 @@ export function routes (core: DeliveryCore, opts: ResolvedOptions, limiter: Rate
       })
     })
 
-    app.get('/poll', { schema: schemas.poll, onRequest: authenticate }, async (request, reply) => {
+    // Not async: the delivery core answers through `reply` when the poll is over.
+    app.get('/poll', { schema: schemas.poll, onRequest: authenticate }, (request, reply) => {
       const cursor = parseCursor(request.query.cursor)
       if (Number.isNaN(cursor)) throw new BadCursorError()
       const wait = request.query.wait
       const holdMs = wait === undefined ? opts.pollTimeout : Math.min(Number(wait), opts.pollTimeout)
-      const payload = await core.poll(session(request).id, cursor, holdMs, reply)
-      // Already serialized: the stored messages are JSON texts joined as they are.
-      return reply.type('application/json; charset=utf-8').send(payload as never)
+      core.poll(session(request).id, cursor, holdMs, reply as unknown as FastifyReply)
     })
 
     app.post('/messages', {
