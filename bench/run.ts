@@ -414,7 +414,16 @@ function targets (fan: DeliveryRow[], burst: DeliveryRow[], idleRows: IdleRow[])
     const fb = find(burst, 'floor', cfg.burstClients, top)
     if (pb !== undefined && fb !== undefined) {
       const ratio = pb.cpuPer1k / fb.cpuPer1k
-      out.push({ name: `burst ${top}/s: server CPU per delivery vs floor, ${store}`, figure: `${f(ratio, 2)}× (${f(pb.cpuPer1k)} vs ${f(fb.cpuPer1k)} ms/1k)`, limit: '≤ 1.2×', pass: ratio <= 1.2 })
+      // A server that falls behind carries far more per response, which makes each delivery cheap: no comparison then.
+      const batches = pb.msgsPerResponse / fb.msgsPerResponse
+      const comparable = batches <= 2 && batches >= 0.5
+      out.push({
+        name: `burst ${top}/s: server CPU per delivery vs floor, ${store}`,
+        figure: `${f(ratio, 2)}× (${f(pb.cpuPer1k)} vs ${f(fb.cpuPer1k)} ms/1k)` +
+          (comparable ? '' : `; not comparable: ${f(pb.msgsPerResponse)} vs ${f(fb.msgsPerResponse)} msgs/response (p50 latency ${f(pb.latency.p50Ms)} vs ${f(fb.latency.p50Ms)} ms)`),
+        limit: '≤ 1.2×',
+        pass: comparable ? ratio <= 1.2 : null
+      })
     }
     const n0 = cfg.fanoutN[0]
     const pl = find(fan, plugin, n0)
