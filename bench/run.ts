@@ -120,6 +120,8 @@ interface ChatRow {
   redisCpuPer1k: number | null
   peakRssMiB: number
   msgsPerResponse: number
+  serverCpuPct: number
+  loadCpuPct: number
   errors: Record<string, number>
 }
 
@@ -350,10 +352,12 @@ async function chat (kind: ServerKind): Promise<ChatRow> {
       redisCpuPer1k: redisMs === null ? null : redisMs / Math.max(rep.delivered, 1) * 1000,
       peakRssMiB: usage.maxRssMiB,
       msgsPerResponse: rep.responsesWithMessages > 0 ? rep.messagesInThem / rep.responsesWithMessages : 0,
+      serverCpuPct: usage.cpuMs / rep.wallMs * 100,
+      loadCpuPct: rep.loadCpuMs / rep.wallMs * 100,
       errors: rep.errors
     }
     log(`  ${f(row.sendsPerSec)} sends/s, ${f(row.deliveriesPerSec)} deliveries/s, delivered ${row.delivered}/${row.expected}, ` +
-      `e2e p50 ${f(row.latency.p50Ms)} p99 ${f(row.latency.p99Ms)} ms, cpu ${f(row.cpuPer1k)} ms/1k ${errText(row.errors)}`)
+      `e2e p50 ${f(row.latency.p50Ms)} p99 ${f(row.latency.p99Ms)} ms, cpu ${f(row.cpuPer1k)} ms/1k, cpu% srv ${f(row.serverCpuPct, 0)} load ${f(row.loadCpuPct, 0)} ${errText(row.errors)}`)
     return row
   })
 }
@@ -491,10 +495,10 @@ function render (meta: Record<string, unknown>, fan: DeliveryRow[], burst: Deliv
   if (chatRows.length > 0) {
     const c = chatRows[0]
     lines.push(`## Chat: ${c.rooms} rooms × ${c.members} members, ${c.senders} senders in a closed loop for ${c.seconds} s, rate limit off`, '')
-    lines.push(table(['server', 'sends/s', 'deliveries/s', 'delivered', 'send p50 ms', 'send p99 ms', 'e2e p50 ms', 'e2e p99 ms', 'CPU ms / 1k deliveries', 'msgs / response', 'peak RSS MiB', 'errors'],
+    lines.push(table(['server', 'sends/s', 'deliveries/s', 'delivered', 'send p50 ms', 'send p99 ms', 'e2e p50 ms', 'e2e p99 ms', 'CPU ms / 1k deliveries', 'msgs / response', 'CPU % server / load', 'peak RSS MiB', 'errors'],
       chatRows.map((r) => [
         r.server, f(r.sendsPerSec), f(r.deliveriesPerSec), pct(r.delivered, r.expected), f(r.send.p50Ms), f(r.send.p99Ms), f(r.latency.p50Ms), f(r.latency.p99Ms),
-        f(r.cpuPer1k, 2) + (r.redisCpuPer1k === null ? '' : ` (+${f(r.redisCpuPer1k, 2)} Redis)`), f(r.msgsPerResponse, 2), f(r.peakRssMiB),
+        f(r.cpuPer1k, 2) + (r.redisCpuPer1k === null ? '' : ` (+${f(r.redisCpuPer1k, 2)} Redis)`), f(r.msgsPerResponse, 2), `${f(r.serverCpuPct, 0)} / ${f(r.loadCpuPct, 0)}`, f(r.peakRssMiB),
         String(Object.values(r.errors).reduce((a, b) => a + b, 0))
       ])), '')
   }
