@@ -3,57 +3,14 @@
  * no duplicates), redelivered messages (deduplicated), and `retry-after` on 503 and 429 (a stub
  * server that answers them on cue). Restarts and outages: client-restart.test.ts.
  */
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyInstance } from 'fastify'
-import longPollChat from '../lib/index.js'
-import { createChatClient, type ChatClient, type ChatClientOptions, type ChatMessage, type ChatState } from '../lib/client.js'
-import type { LongPollChatOptions } from '../types/index.js'
-
-interface Num { n: number }
+import type { ChatState } from '../lib/client.js'
+import { client, collect, delay, startServer, until, type AppMessage } from './helpers/client.js'
 
 const unhandled: unknown[] = []
 process.on('unhandledRejection', (reason) => { unhandled.push(reason) })
-
-const delay = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
-async function until (cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await delay(25)
-}
-
-async function startServer (t: Test, port = 0, options: LongPollChatOptions = {}): Promise<{ app: FastifyInstance, port: number, url: string }> {
-  // forceCloseConnections: see test/client.test.ts (a connection aborted before its first request).
-  const app = Fastify({ forceCloseConnections: true })
-  await app.register(longPollChat, { prefix: '/chat', pollTimeout: 2000, ...options })
-  await app.listen({ port, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const address = app.server.address() as AddressInfo
-  return { app, port: address.port, url: `http://127.0.0.1:${address.port}/chat` }
-}
-
-function client (t: Test, options: ChatClientOptions): ChatClient<Num> {
-  const chat = createChatClient<Num>(options)
-  t.teardown(() => chat.close())
-  return chat
-}
-
-type AppMessage = Extract<ChatMessage<Num>, { type: 'message' }>
-
-/** Resolves with the first `n` application messages. */
-function collect (chat: ChatClient<Num>, n: number): Promise<AppMessage[]> {
-  const got: AppMessage[] = []
-  return new Promise(resolve => {
-    const off = chat.on('message', m => {
-      if (m.type !== 'message') return
-      got.push(m)
-      if (got.length === n) {
-        off()
-        resolve(got)
-      }
-    })
-  })
-}
 
 t.test('poll responses lost in flight: nothing lost, no duplicates, in order', { timeout: 20_000 }, async (t) => {
   const { app, url } = await startServer(t)
