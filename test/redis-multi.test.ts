@@ -7,7 +7,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
+import { freePort } from './helpers/redis.js'
 import t, { type Test } from 'tap'
 import type { Redis as RedisClient } from 'ioredis'
 import type { LongPollChatOptions, Message } from '../types/index.js'
@@ -26,17 +26,6 @@ function expectError (tt: Test, res: Parameters<typeof assertError>[1], status: 
 
 const REDIS_URL = process.env.REDIS_URL
 const noRedisServer = spawnSync('redis-server', ['--version']).status !== 0 && 'redis-server is not installed'
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port
-      srv.close(() => resolve(port))
-    })
-    srv.on('error', reject)
-  })
-}
 
 t.test('several instances on one Redis', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t) => {
   const { Redis } = await import('ioredis')

@@ -6,7 +6,7 @@
  */
 import { spawnSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { createServer } from 'node:net'
+import { freePort } from './helpers/redis.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { Redis as RedisClient } from 'ioredis'
@@ -56,17 +56,6 @@ async function until (what: string, check: () => boolean | Promise<boolean>, ms 
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
     await sleep(10)
   }
-}
-
-async function freePort (): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port
-      srv.close(() => resolve(port))
-    })
-    srv.on('error', reject)
-  })
 }
 
 t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t) => {
