@@ -37,3 +37,10 @@ t.test('types resolve from the exports map', async (t) => {
   t.ok(existsSync(join(root, 'dist/lib/index.d.ts')))
   t.ok(existsSync(join(root, 'dist/types/index.d.ts')))
 })
+
+t.test('the npm tarball carries the protocol document', async (t) => {
+  const out = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: root, encoding: 'utf8' })
+  const files = (JSON.parse(out) as Array<{ files: Array<{ path: string }> }>)[0].files.map((f) => f.path)
+  t.ok(files.includes('docs/PROTOCOL.md'), 'docs/PROTOCOL.md is in the package')
+  t.ok(files.includes('README.md'), 'README.md is in the package')
+})
