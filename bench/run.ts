@@ -29,7 +29,7 @@ async function main (): Promise<void> {
   useRedis(redisUrl, redisInfo)
   const scenarios = requestedScenarios()
   mkdirSync(join(RESULTS, 'profiles'), { recursive: true })
-  log(`servers: ${servers.join(', ')}; scenarios: ${scenarios.join(', ')}${cfg.quick ? ' (quick)' : ''}`)
+  log(`servers: ${servers.join(', ')}; scenarios: ${scenarios.join(', ')}${cfg.quick ? ' (quick)' : ''}; pinning: ${cfg.pin.note}`)
 
   const fan: DeliveryRow[] = []
   const burst: DeliveryRow[] = []

@@ -4,6 +4,7 @@
  * loop). Each runs against a fresh server process and a fresh load process (bench/ipc.ts) and
  * returns one row of the report.
  */
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Redis } from 'ioredis'
 import { cfg, RESULTS, WARM, WARM_MESSAGES } from './config.js'
@@ -53,6 +54,8 @@ export interface IdleRow {
   perHeldPoll: number | null
   /** Heap (bytes) per session with its poll held. */
   perClient: number
+  /** Resident set size (bytes, after GC) per session with its poll held. */
+  rssPerClient: number
   held: number
   errors: Record<string, number>
   /** One broadcast to all of them: delivered / expected. */
@@ -105,13 +108,23 @@ async function redisCpuMs (): Promise<number> {
 
 interface Pair { srv: Peer, load: Peer, port: number, kind: ServerKind }
 
+/** The CPUs a process may run on, as the kernel has it (to show that pinning took). */
+function affinity (pid: number | undefined): string {
+  try {
+    return /^Cpus_allowed_list:\s*(\S+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?'
+  } catch {
+    return '?'
+  }
+}
+
 async function withServer<T> (kind: ServerKind, label: string, fn: (p: Pair) => Promise<T>): Promise<T> {
   const t0 = Date.now()
-  const srv = new Peer('server-proc.ts', [kind], `server ${kind}`)
-  const load = new Peer('load.ts', [], 'load')
+  const srv = new Peer('server-proc.ts', [kind], `server ${kind}`, { cpu: cfg.pin.server ?? undefined })
+  const load = new Peer('load.ts', [], 'load', { cpu: cfg.pin.load ?? undefined })
   try {
     const { port } = await srv.call<{ port: number }>('start', { kind, pollTimeout: cfg.pollTimeout, redisUrl })
-    log(`${label}: ${kind} on port ${port} (started in ${Date.now() - t0} ms)`)
+    const pinned = cfg.pin.server === null ? '' : `, CPUs: server ${affinity(srv.child.pid)}, load ${affinity(load.child.pid)}`
+    log(`${label}: ${kind} on port ${port} (started in ${Date.now() - t0} ms${pinned})`)
     return await fn({ srv, load, port, kind })
   } finally {
     const t1 = Date.now()
@@ -232,6 +245,7 @@ export async function idle (kind: ServerKind, n: number): Promise<IdleRow> {
     const afterPolls = await p.srv.call<HeapFigures>('heap')
     if (afterSessions !== null) perHeldPoll = (afterPolls.heapUsed - afterSessions.heapUsed) / n
     const perClient = (afterPolls.heapUsed - base.heapUsed) / n
+    const rssPerClient = (afterPolls.rss - base.rss) / n
     // Every one of the held polls gets one broadcast.
     await p.load.call('reset')
     await p.srv.call('broadcast', { count: 1, rate: 1 })
@@ -245,6 +259,7 @@ export async function idle (kind: ServerKind, n: number): Promise<IdleRow> {
       perSession,
       perHeldPoll,
       perClient,
+      rssPerClient,
       held,
       errors,
       delivered: rep.delivered,
@@ -253,7 +268,7 @@ export async function idle (kind: ServerKind, n: number): Promise<IdleRow> {
       setupMs
     }
     log(`  heap/session ${perSession === null ? 'n/a' : Math.round(perSession)} B, heap/held poll ${perHeldPoll === null ? 'n/a' : Math.round(perHeldPoll)} B, ` +
-      `per client ${Math.round(perClient)} B; ${held} held, broadcast ${rep.delivered}/${rep.expected} ${errText(errors)}`)
+      `per client ${Math.round(perClient)} B heap, ${f(rssPerClient / 1024)} KiB RSS; ${held} held, broadcast ${rep.delivered}/${rep.expected} ${errText(errors)}`)
     return row
   })
 }
