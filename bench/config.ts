@@ -77,8 +77,8 @@ export const cfg = {
   fanoutN: nums(env.BENCH_FANOUT_N, QUICK ? [200, 500] : [1000, 5000]),
   /**
    * Broadcasts and their rate, one per N (a single value applies to every N): enough deliveries for
-   * a steady CPU figure. N = 1000 at 10/s is the setting of issue 12 (a fan-out takes a good part of
-   * the 100 ms between two broadcasts); N = 5000 at 1/s lets each fan-out end before the next.
+   * a steady CPU figure. At N = 1000 and 10/s a fan-out takes a good part of the 100 ms between two
+   * broadcasts (a slower server starts to batch); at N = 5000 and 1/s each fan-out ends before the next.
    */
   fanoutMessages: nums(env.BENCH_FANOUT_MESSAGES, QUICK ? [4] : [200, 8]),
   fanoutRate: nums(env.BENCH_FANOUT_RATE, QUICK ? [1] : [10, 1]),
