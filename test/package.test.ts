@@ -4,14 +4,16 @@
  */
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
 const root = join(__dirname, '..')
+const browserBuild = join(root, 'dist/browser/client.js')
 
 t.before(() => {
-  if (!existsSync(join(root, 'dist/lib/index.js'))) {
-    execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: root })
+  const built = ['dist/lib/index.js', 'dist/lib/index.mjs', 'dist/lib/client/index.js', 'dist/lib/client/index.mjs', 'dist/browser/client.js']
+  if (!built.every((file) => existsSync(join(root, file)))) {
+    execFileSync('npm', ['run', 'build'], { cwd: root, stdio: 'ignore' })
   }
 })
 
@@ -31,6 +33,37 @@ t.test('ESM consumers import the named export', async (t) => {
     import { longPollChat, MemoryStore } from 'fastify-long-poll-chat'
     console.log(typeof longPollChat, typeof MemoryStore, longPollChat[Symbol.for('plugin-meta')].name)`])
   t.equal(out, 'function function fastify-long-poll-chat')
+})
+
+t.test('ESM consumers get the plugin as the default export, one instance with CommonJS', async (t) => {
+  const out = run(['--input-type=module', '-e', `
+    import plugin, { longPollChat, MemoryStore } from 'fastify-long-poll-chat'
+    import { createRequire } from 'node:module'
+    const cjs = createRequire(import.meta.url)('fastify-long-poll-chat')
+    console.log(plugin === longPollChat, longPollChat === cjs.longPollChat, MemoryStore === cjs.MemoryStore)`])
+  t.equal(out, 'true true true')
+})
+
+t.test('the client entry: CommonJS require and ESM import (default: createChatClient)', async (t) => {
+  const cjs = run(['-e', `
+    const m = require('fastify-long-poll-chat/client')
+    console.log(typeof m.createChatClient, typeof m.ChatClient, typeof m.ChatClientError, m.default === m.createChatClient)`])
+  t.equal(cjs, 'function function function true')
+  const esm = run(['--input-type=module', '-e', `
+    import createChatClient, { createChatClient as named, ChatClientError } from 'fastify-long-poll-chat/client'
+    console.log(createChatClient === named, new ChatClientError('m', 'X', 400).statusCode)`])
+  t.equal(esm, 'true 400')
+})
+
+t.test('the browser build of the client is one standalone ES module', async (t) => {
+  const source = readFileSync(browserBuild, 'utf8')
+  t.notMatch(source, /^\s*import[\s{*]/m, 'no import statement')
+  t.notMatch(source, /\brequire\(/, 'no require')
+  t.notMatch(source, /\bimport\(/, 'no dynamic import')
+  const out = run(['--no-warnings', '--input-type=module', '-e', `
+    const m = await import(${JSON.stringify('file://' + browserBuild)})
+    console.log(Object.keys(m).sort().join(), m.default === m.createChatClient)`])
+  t.equal(out, 'ChatClient,ChatClientError,createChatClient,default true', 'its exports')
 })
 
 t.test('types resolve from the exports map', async (t) => {

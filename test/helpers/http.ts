@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import longPollChat from '../../lib/index.js'
+import { ERROR_CODES } from '../../lib/wire.js'
 import type { LongPollChatOptions, Message } from '../../types/index.js'
 
 /** The part of a tap `Test` the helpers need. */
@@ -291,13 +292,8 @@ export interface Asserts extends TestLike {
   match (found: any, pattern: any, message: string): boolean
 }
 
-/** Every error code PROTOCOL.md names. */
-export const PROTOCOL_CODES = [
-  'LONGPOLL_UNAUTHORIZED', 'LONGPOLL_TOO_MANY_ROOMS', 'LONGPOLL_PROFILE_TOO_LARGE', 'LONGPOLL_SESSIONS_FULL',
-  'LONGPOLL_BAD_CURSOR', 'LONGPOLL_UNKNOWN_SESSION', 'LONGPOLL_POLL_SUPERSEDED', 'LONGPOLL_SHUTTING_DOWN',
-  'LONGPOLL_BAD_MESSAGE', 'LONGPOLL_NOT_A_MEMBER', 'LONGPOLL_NO_SUCH_SESSION', 'LONGPOLL_MESSAGE_TOO_LARGE',
-  'LONGPOLL_RATE_LIMITED', 'LONGPOLL_STORE_UNAVAILABLE'
-]
+/** Every error code PROTOCOL.md names (the code list of lib/wire.ts). */
+export const PROTOCOL_CODES: string[] = Object.keys(ERROR_CODES)
 
 /** True when `code` is a protocol code or one of Fastify's own `FST_ERR_*` codes. */
 export function isProtocolCode (code: unknown): boolean {
