@@ -40,7 +40,6 @@ class FlakyStore implements MailboxStore {
   join (sessionId: string, room: string): Promise<'joined' | 'already' | 'too-many' | 'no-session'> { return this.guard(() => this.inner.join(sessionId, room)) }
   leave (sessionId: string, room: string): Promise<boolean> { return this.guard(() => this.inner.leave(sessionId, room)) }
   members (room?: string): Promise<Member[]> { return this.guard(() => this.inner.members(room)) }
-  hasSession (sessionId: string): Promise<boolean> { return this.guard(() => this.inner.hasSession(sessionId)) }
   publish (message: OutgoingMessage, now: number): Promise<number> { return this.guard(() => this.inner.publish(message, now)) }
   read (sessionId: string, cursor: number | null, limit: number, now: number): Promise<ReadResult | 'bad-cursor' | null> { return this.guard(() => this.inner.read(sessionId, cursor, limit, now)) }
   beginPoll (sessionId: string, holdMs: number, now: number): Promise<number | null> { return this.guard(() => this.inner.beginPoll(sessionId, holdMs, now)) }

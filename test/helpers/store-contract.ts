@@ -236,7 +236,8 @@ export function storeContract (t: Test, name: string, factory: ContractStoreFact
       const extra = { id: unique('s'), tokenHash: hash('x'), profile: null, rooms: [] }
       t.equal(await store.createSession(extra, T0 + 1), false, 'the third session is refused')
       t.equal(await store.authenticate(extra.tokenHash, T0 + 2), null, 'the refused session does not exist')
-      t.equal(await store.hasSession(extra.id), false)
+      t.notOk((await store.members()).some((m) => m.id === extra.id), 'it is not a member')
+      t.equal(await store.read(extra.id, null, 100, T0 + 2), null, 'and has no mailbox')
       t.equal((await store.stats()).sessions, 2)
 
       t.ok(await store.endSession(a.id))
@@ -249,14 +250,19 @@ export function storeContract (t: Test, name: string, factory: ContractStoreFact
       t.equal(await store.createSession(late, T0 + 100_001), true, 'expired sessions free their places')
     })
 
-    t.test('hasSession', async (t) => {
+    t.test('a session is known by its id, not by its token hash; ended, it is gone', async (t) => {
       const { store, session, T0 } = await setup(t)
       const a = await session(T0)
-      t.equal(await store.hasSession(a.id), true)
-      t.equal(await store.hasSession('no-such-session'), false)
-      t.equal(await store.hasSession(a.tokenHash), false, 'a token hash is not an id')
-      await store.endSession(a.id)
-      t.equal(await store.hasSession(a.id), false, 'false after endSession')
+      t.same((await store.members()).map((m) => m.id), [a.id])
+      const found = await store.read(a.id, null, 100, T0 + 1)
+      t.ok(found !== null && found !== 'bad-cursor', 'its mailbox is found by its id')
+      t.equal(await store.read('no-such-session', null, 100, T0 + 1), null)
+      t.equal(await store.read(a.tokenHash, null, 100, T0 + 1), null, 'a token hash is not an id')
+      t.equal(await store.endSession(a.tokenHash), null, 'nor does it end the session')
+      t.ok(await store.endSession(a.id))
+      t.same(await store.members(), [], 'gone after endSession')
+      t.equal(await store.authenticate(a.tokenHash, T0 + 2), null)
+      t.equal(await store.endSession(a.id), null)
     })
 
     t.test('endSession returns rooms and profile, emits ended, token stops working', async (t) => {
@@ -273,7 +279,7 @@ export function storeContract (t: Test, name: string, factory: ContractStoreFact
       await rec.waitFor('ended event', (evs) => evs.some((e) => e.type === 'ended' && e.sessionId === a.id))
 
       t.equal(await store.authenticate(a.tokenHash, T0 + 2), null, 'the token stops working')
-      t.equal(await store.hasSession(a.id), false)
+      t.equal(await store.leave(a.id, 'r1'), false, 'leave of an ended session is false')
       t.equal(await store.read(a.id, null, 100, T0 + 2), null, 'read of an ended session is null')
       t.equal(await store.beginPoll(a.id, 1000, T0 + 2), null, 'beginPoll of an ended session is null')
       t.equal(await store.join(a.id, 'r3'), 'no-session')
@@ -696,7 +702,7 @@ export function storeContract (t: Test, name: string, factory: ContractStoreFact
       t.same(await store.sweep(T0 + 12_000), [], 'nor a later one')
 
       t.equal(await store.authenticate(a.tokenHash, T0 + 12_000), null, 'its token stops working')
-      t.equal(await store.hasSession(a.id), false)
+      t.equal(await store.read(a.id, null, 100, T0 + 12_000), null, 'its mailbox is gone')
       t.same((await store.members('r')).map((m) => m.id), [b.id], 'it left its rooms')
       t.same(await store.members('q'), [])
       t.same(await store.stats(), { sessions: 1, queued: 0, delivered: 0, dropped: 0 }, 'its mailbox is freed')
@@ -752,7 +758,8 @@ export function storeContract (t: Test, name: string, factory: ContractStoreFact
       const seq = await store.beginPoll(a.id, 25_000, T0 + 1)
       t.equal((await store.endSession(a.id))?.id, a.id)
       await store.endPoll(a.id, seq as number, T0 + 2)
-      t.equal(await store.hasSession(a.id), false, 'endPoll does not bring it back')
+      t.equal(await store.authenticate(a.tokenHash, T0 + 3), null, 'endPoll does not bring it back')
+      t.same(await store.members(), [], 'nor into members()')
       t.same(await store.sweep(T0 + 100_000), [], 'and the sweep does not report it again')
       t.equal((await store.stats()).sessions, 0)
     })
