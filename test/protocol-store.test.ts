@@ -10,7 +10,9 @@ import { MemoryStore } from '../lib/index.js'
 import type {
   EndedSession, MailboxStore, Member, NewSession, OutgoingMessage, ReadResult, SessionInfo, StoreConfig, StoreListener, StoreStats
 } from '../types/index.js'
-import { start, register, poll, pollOk, send, join, leave, members, endSession, sleep, waitHeld, assertError, type Reply } from './helpers/http.js'
+import { register, poll, pollOk, send, join, leave, members, endSession, assertError, type Reply } from './helpers/http.js'
+import { start } from './helpers/server.js'
+import { sleep, waitHeld } from './helpers/wait.js'
 
 class FlakyStore implements MailboxStore {
   down = false
