@@ -5,7 +5,7 @@
  * too-new cursor, time passing (messageTtl, sessionTtl), overflow of small mailboxes, held polls,
  * room changes, session ends, sweeps and new registrations.
  *
- * Unlike the reference model of the store contract (test/helpers/store-contract.ts), this test
+ * Unlike the reference model of the store contract (test/store-contract/model.ts), this test
  * does not predict each answer: it checks the delivery guarantee of PROTOCOL.md against what the
  * store actually returned, so any store that keeps the guarantee passes. For each session:
  * - cursors are the session's sequence numbers (types/index.ts), so the n-th message published to

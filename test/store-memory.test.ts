@@ -6,7 +6,7 @@ import t, { type Test } from 'tap'
 import { MemoryStore } from '../lib/stores/memory.js'
 import type { PublishTarget, StoreConfig, StoreEvent } from '../types/index.js'
 import { outgoing, sha256 } from './helpers/store.js'
-import { storeContract } from './helpers/store-contract.js'
+import { storeContract } from './store-contract/index.js'
 
 storeContract(t, 'memory', async () => ({ store: new MemoryStore(), cleanup: async () => {} }))
 

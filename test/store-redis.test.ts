@@ -11,7 +11,7 @@ import type { RedisStore as RedisStoreClass } from '../lib/stores/redis.js'
 import type { StoreConfig, StoreEvent } from '../types/index.js'
 import { deleteKeys, keysOf, loadRedis, noRedisServer, privateRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
 import { outgoing as message, sha256 } from './helpers/store.js'
-import { storeContract } from './helpers/store-contract.js'
+import { storeContract } from './store-contract/index.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 const CONFIG: StoreConfig = {
