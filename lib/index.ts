@@ -19,7 +19,7 @@ export { MemoryStore } from './stores/memory.js'
 export * as errors from './errors.js'
 
 const STORE_METHODS = [
-  'init', 'createSession', 'authenticate', 'endSession', 'join', 'leave', 'members', 'hasSession',
+  'init', 'createSession', 'authenticate', 'endSession', 'join', 'leave', 'members',
   'publish', 'read', 'beginPoll', 'endPoll', 'sweep', 'stats', 'close'
 ] as const
 

@@ -7,7 +7,8 @@ import t from 'tap'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { ChatState } from '../lib/client.js'
-import { client, collect, delay, startServer, until, type AppMessage } from './helpers/client.js'
+import { client, collect, startServer, type AppMessage } from './helpers/client.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 const unhandled: unknown[] = []
 process.on('unhandledRejection', (reason) => { unhandled.push(reason) })
@@ -33,13 +34,13 @@ t.test('poll responses lost in flight: nothing lost, no duplicates, in order', {
   await chat.ready()
   for (let i = 0; i < total; i++) {
     await app.longPoll.broadcast({ n: i })
-    if (i % 4 === 3) await delay(30)
+    if (i % 4 === 3) await sleep(30)
   }
   const messages = await got
   t.same(messages.map(m => m.data.n), Array.from({ length: total }, (_, i) => i), 'all, once, in order')
   t.equal(new Set(messages.map(m => m.id)).size, total)
   t.ok(dropped >= 3, `${dropped} responses were lost`)
-  await delay(200)
+  await sleep(200)
   t.equal(messages.length, total, 'nothing more arrived afterwards')
 })
 
@@ -71,10 +72,10 @@ t.test('messages delivered again are handed over once', { timeout: 20_000 }, asy
   await chat.ready()
   for (let i = 0; i < 10; i++) {
     await app.longPoll.broadcast({ n: i })
-    await delay(10)
+    await sleep(10)
   }
   await got
-  await delay(300)
+  await sleep(300)
   t.ok(redelivered > 0, `${redelivered} messages were delivered twice by the server`)
   t.same(all.map(m => m.data.n), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], 'each once, in order')
 })
@@ -121,7 +122,7 @@ t.test('retry-after is honoured on 429 (register) and 503 (poll); send errors ca
   chat.on('state', e => states.push(e.state))
   t.same((await got)[0].data, { n: 1 })
   // Wait for the 502 and the poll after it to be answered.
-  await until(() => polls >= 4 && states.length >= 7)
+  await waitFor(() => polls >= 4 && states.length >= 7, 'the 502 and the poll after it', 5000, 25)
 
   const at = (what: string, i: number): number => calls.filter(c => c.what === what)[i].at
   t.ok(at('POST /chat/register', 1) - at('POST /chat/register', 0) >= 1000, 'registered again no sooner than retry-after (429)')
@@ -151,7 +152,7 @@ t.test('close() does not wait for a registration the server never answers', { ti
   const { port } = silent.address() as AddressInfo
   const chat = client(t, { url: `http://127.0.0.1:${port}/chat` })
   const ready = chat.ready().then(() => 'ready', (err: { code?: string }) => err.code)
-  await until(() => registers === 1)
+  await waitFor(() => registers === 1, 'the registration to reach the server', 5000, 25)
   const started = Date.now()
   await chat.close()
   t.ok(Date.now() - started < 1000, 'close() resolved at once')
@@ -160,6 +161,6 @@ t.test('close() does not wait for a registration the server never answers', { ti
 })
 
 t.test('no unhandled rejection in the whole file', async (t) => {
-  await delay(50)
+  await sleep(50)
   t.same(unhandled, [])
 })

@@ -4,7 +4,8 @@
  */
 import t from 'tap'
 import type { ChatClient, ChatState } from '../lib/client.js'
-import { client, collect, delay, startServer, type Num } from './helpers/client.js'
+import { client, collect, startServer, type Num } from './helpers/client.js'
+import { sleep } from './helpers/wait.js'
 
 const unhandled: unknown[] = []
 process.on('unhandledRejection', (reason) => { unhandled.push(reason) })
@@ -20,19 +21,19 @@ t.test('the server restarts mid-poll on the same port: the client registers agai
   chat.on('state', e => states.push(e.state))
   await chat.ready()
   const oldId = chat.id
-  await delay(100)
+  await sleep(100)
   t.equal((await first.app.longPoll.stats()).heldPolls, 1, 'a poll is held')
 
   const again = nextSession(chat)
   await first.app.close()
-  await delay(300)
-  const second = await startServer(t, first.port)
+  await sleep(300)
+  const second = await startServer(t, {}, first.port)
   const e = await again
   t.equal(e.previousId, oldId)
   t.not(e.id, oldId)
   t.same((await second.app.longPoll.members('lobby')).map(m => m.id), [e.id], 'rejoined its room on the new server')
   const got = collect(chat, 1)
-  await delay(50)
+  await sleep(50)
   await second.app.longPoll.broadcast({ n: 1 }, { room: 'lobby' })
   t.same((await got)[0].data, { n: 1 })
   t.equal(chat.state, 'live')
@@ -49,24 +50,24 @@ t.test('a 5-second outage: a bounded number of requests, then back by itself', {
   }
   const chat = client(t, { url: first.url, rooms: ['lobby'], fetch: counting, retry: { max: 2000 } })
   await chat.ready()
-  await delay(100)
+  await sleep(100)
 
   const before = requests
   await first.app.close()
-  await delay(5000)
+  await sleep(5000)
   const during = requests - before
   t.ok(during >= 2, `it kept trying (${during} requests)`)
   t.ok(during <= 15, `no tight loop: ${during} requests in 5 s`)
   t.equal(chat.state, 'retrying')
 
   const back = nextSession(chat)
-  const second = await startServer(t, first.port)
+  const second = await startServer(t, {}, first.port)
   const e = await back
   t.same((await second.app.longPoll.members()).map(m => m.id), [e.id])
   t.equal(chat.state, 'live')
 })
 
 t.test('no unhandled rejection in the whole file', async (t) => {
-  await delay(50)
+  await sleep(50)
   t.same(unhandled, [])
 })

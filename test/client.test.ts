@@ -4,10 +4,10 @@
  * and close(). Resilience (restarts, lost responses, 503, outages) is in client-resilience.test.ts.
  */
 import t, { type Test } from 'tap'
-import Fastify, { type FastifyInstance } from 'fastify'
-import longPollChat from '../lib/index.js'
 import { createChatClient, ChatClientError, type ChatClient, type ChatClientOptions, type ChatMessage, type ChatState } from '../lib/client.js'
-import type { LongPollChatOptions, Message } from '../types/index.js'
+import type { Message } from '../types/index.js'
+import { startServer } from './helpers/client.js'
+import { sleep } from './helpers/wait.js'
 
 interface Text { text: string }
 interface Name extends Record<string, unknown> { name: string }
@@ -18,17 +18,6 @@ const wireTypesAgree: Same<ChatMessage<unknown, Record<string, unknown>>['id' | 
 
 const unhandled: unknown[] = []
 process.on('unhandledRejection', (reason) => { unhandled.push(reason) })
-
-async function startServer (t: Test, options: LongPollChatOptions = {}): Promise<{ app: FastifyInstance, url: string }> {
-  // forceCloseConnections: a poll aborted right after its connection opened leaves a connection
-  // that never sends a request, which the default ('idle') does not close: app.close() would wait.
-  const app = Fastify({ forceCloseConnections: true })
-  await app.register(longPollChat, { prefix: '/chat', pollTimeout: 2000, ...options })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const { port } = app.server.address() as { port: number }
-  return { app, url: `http://127.0.0.1:${port}/chat` }
-}
 
 function client<T = Text> (t: Test, url: string, name: string, rooms: string[] = ['lobby'], extra: Partial<ChatClientOptions<Name>> = {}): ChatClient<T, Name> {
   const chat = createChatClient<T, Name>({ url, profile: { name }, rooms, ...extra })
@@ -131,7 +120,7 @@ t.test('join/leave rooms, the async iterator, and errors carrying the server cod
 
   // Messages that arrive while nobody consumes them wait for the next consumer.
   await bob.join('den')
-  await new Promise(resolve => setTimeout(resolve, 200))
+  await sleep(200)
   const iterator = ada[Symbol.asyncIterator]()
   const next = await iterator.next()
   t.match(next, { done: false, value: { type: 'join', from: bob.id } }, 'the join that arrived between two iterations is not lost')
@@ -142,7 +131,7 @@ t.test('reports missed messages', { timeout: 15_000 }, async (t) => {
   const { app, url } = await startServer(t, { maxMailboxMessages: 2 })
   // Holds each poll back 300 ms before it leaves, so that the mailbox overflows meanwhile.
   const slowFetch: typeof fetch = async (input, init) => {
-    if (String(input).includes('/poll')) await new Promise(resolve => setTimeout(resolve, 300))
+    if (String(input).includes('/poll')) await sleep(300)
     return await fetch(input, init)
   }
   const ada = client(t, url, 'Ada', [], { fetch: slowFetch })
@@ -182,7 +171,7 @@ t.test('409: a newer poller of the same session stops the client with an event',
   const { app, url } = await startServer(t)
   const first = client(t, url, 'Ada')
   await first.ready()
-  await new Promise(resolve => setTimeout(resolve, 100))
+  await sleep(100)
   const superseded = once(first, 'superseded')
   const closedState = once(first, 'state', e => e.state === 'closed')
   const second = client(t, url, 'Ada', ['lobby'], { session: first.session ?? undefined })
@@ -204,7 +193,7 @@ t.test('close() aborts the held poll, ends the session, and ends iterations', { 
   const ada = client(t, url, 'Ada')
   const bob = client(t, url, 'Bob')
   await Promise.all([ada.ready(), bob.ready()])
-  await new Promise(resolve => setTimeout(resolve, 100))
+  await sleep(100)
   t.equal((await app.longPoll.stats()).heldPolls, 2)
   const bobSeesLeave = collect(bob, 1, m => m.type === 'leave')
   const iteration = (async () => {
@@ -220,7 +209,7 @@ t.test('close() aborts the held poll, ends the session, and ends iterations', { 
   t.equal(await iteration, 0, 'the iteration ended')
   t.same((await app.longPoll.members()).map(m => m.id), [bob.id], 'the session is gone')
   t.match((await bobSeesLeave)[0], { type: 'leave', from: ada.id, data: { name: 'Ada' } })
-  await new Promise(resolve => setTimeout(resolve, 100))
+  await sleep(100)
   t.equal((await app.longPoll.stats()).heldPolls, 1, 'only Bob polls')
   await t.rejects(ada.send({ text: 'x' }, { room: 'lobby' }), { code: 'LONGPOLL_CLIENT_CLOSED' })
   await ada.close()
@@ -272,6 +261,6 @@ t.test('calls fetch as a plain function (browsers throw "Illegal invocation" oth
 })
 
 t.test('no unhandled rejection in the whole file', async (t) => {
-  await new Promise(resolve => setTimeout(resolve, 50))
+  await sleep(50)
   t.same(unhandled, [])
 })

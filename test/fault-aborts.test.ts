@@ -5,16 +5,16 @@
  * the aborted requests alive (weak references to them are collected after a GC), no connection
  * stays open, aborted polls do not keep their sessions from expiring, and delivery goes on.
  */
-import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
 import { request as httpRequest, type ServerResponse } from 'node:http'
-import { join } from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t, { type Test } from 'tap'
 import { MemoryStore } from '../lib/stores/memory.js'
 import type { LongPollChatOptions, MailboxStore, SessionInfo } from '../types/index.js'
-import { poll, pollOk, register, sleep, start, waitFor, waitHeld, type Session, type TestServer } from './helpers/http.js'
+import { poll, pollOk, register, type Session } from './helpers/http.js'
+import { deleteKeys, loadRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
+import { start, type TestServer } from './helpers/server.js'
+import { sleep, waitFor, waitHeld } from './helpers/wait.js'
 
 /** A GC function without --expose-gc (V8 exposes `gc` to contexts created after the flag is set), or null. */
 function gcFunction (): (() => void) | null {
@@ -188,27 +188,14 @@ t.test('aborted polls do not keep their sessions alive: they expire after sessio
   await expiryAfterAborts(t, {}, 100)
 })
 
-const REDIS_URL = process.env.REDIS_URL
-const redisSkip = REDIS_URL === undefined || REDIS_URL === ''
-  ? 'REDIS_URL not set'
-  : existsSync(join(__dirname, '..', 'lib', 'stores', 'redis.ts')) ? false : 'lib/stores/redis.ts does not exist'
-
 /** A Redis store on a fresh key prefix; the teardown closes `server()` first, then deletes the keys. */
 async function redisStore (t: Test, server: () => TestServer | null): Promise<MailboxStore> {
-  // Imported lazily (the store by a computed name), so nothing of Redis loads without REDIS_URL.
-  const storeModule = '../lib/stores/redis.js'
-  const { Redis } = await import('ioredis')
-  const { RedisStore } = await import(storeModule) as { RedisStore: new (opts: { client: unknown, keyPrefix: string }) => MailboxStore }
-  const prefix = `lpcfault:${randomBytes(6).toString('hex')}:`
+  const { Redis, RedisStore } = await loadRedis()
+  const prefix = uniquePrefix('lpcfault')
   const client = new Redis(REDIS_URL as string)
   t.teardown(async () => {
     await server()?.close()
-    let cursor = '0'
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-      if (keys.length > 0) await client.del(...keys)
-      cursor = next
-    } while (cursor !== '0')
+    await deleteKeys(client, prefix)
     client.disconnect()
   })
   return new RedisStore({ client, keyPrefix: prefix })

@@ -6,10 +6,9 @@
  * a hang), leaves no state behind, and the server keeps serving.
  */
 import t from 'tap'
-import {
-  assertError, httpCall, join, members, poll, pollOk, register, send, start, waitHeld,
-  type Reply
-} from './helpers/http.js'
+import { assertError, httpCall, join, members, poll, pollOk, register, send, type Reply } from './helpers/http.js'
+import { start } from './helpers/server.js'
+import { waitHeld } from './helpers/wait.js'
 
 t.test('slowloris-ish held polls are bounded by pollTimeout, whatever wait they ask for', async (t) => {
   const N = 100

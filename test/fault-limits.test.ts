@@ -6,10 +6,9 @@
  * keep working.
  */
 import t from 'tap'
-import {
-  assertError, endSession, httpCall, poll, pollOk, register, send, sleep, start, waitFor, waitHeld,
-  type Reply, type Session, type TestServer
-} from './helpers/http.js'
+import { assertError, endSession, httpCall, poll, pollOk, register, send, type Reply, type Session } from './helpers/http.js'
+import { start, type TestServer } from './helpers/server.js'
+import { sleep, waitFor, waitHeld } from './helpers/wait.js'
 
 /** A client that keeps a held poll open and records what it receives, until it has `total` messages. */
 function follower (s: TestServer, session: Session, total: number): { ids: string[], missed: number, done: Promise<void> } {

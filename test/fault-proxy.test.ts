@@ -6,12 +6,12 @@
  * in order, with nothing missed. With REDIS_URL, also two instances sharing one Redis store
  * behind the proxy, which sends each request to the next instance (no sticky sessions).
  */
-import { randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import type { MailboxStore, Message } from '../types/index.js'
-import { httpCall, register, pollOk, sleep, start, waitHeld, type Session, type TestServer } from './helpers/http.js'
+import type { Message } from '../types/index.js'
+import { httpCall, register, pollOk, type Session } from './helpers/http.js'
+import { deleteKeys, loadRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
+import { start, type TestServer } from './helpers/server.js'
+import { sleep, waitHeld } from './helpers/wait.js'
 import { lossyProxy, type LossyProxy, type LossyProxyOptions } from './helpers/fault-proxy.js'
 
 interface ClientLog {
@@ -128,28 +128,15 @@ t.test('every 3rd poll is cut a few ms after it was sent (held, being answered, 
   t.ok(await waitHeld(s, 0), 'no held poll is left behind by the cut connections')
 })
 
-const REDIS_URL = process.env.REDIS_URL
-const redisSkip = REDIS_URL === undefined || REDIS_URL === ''
-  ? 'REDIS_URL not set'
-  : existsSync(join(__dirname, '..', 'lib', 'stores', 'redis.ts')) ? false : 'lib/stores/redis.ts does not exist'
-
 t.test('Redis: two instances behind the lossy proxy, requests and broadcasts alternating between them', { skip: redisSkip }, async (t) => {
   const TOTAL = 600
-  // Imported lazily (the store by a computed name), so nothing of Redis loads without REDIS_URL.
-  const storeModule = '../lib/stores/redis.js'
-  const { Redis } = await import('ioredis')
-  const { RedisStore } = await import(storeModule) as { RedisStore: new (opts: { client: unknown, keyPrefix: string }) => MailboxStore }
-  const prefix = `lpcfault:${randomBytes(6).toString('hex')}:`
+  const { Redis, RedisStore } = await loadRedis()
+  const prefix = uniquePrefix('lpcfault')
   const clients = [new Redis(REDIS_URL as string), new Redis(REDIS_URL as string)]
   const servers: TestServer[] = []
   t.teardown(async () => {
     for (const x of servers) await x.close()
-    let cursor = '0'
-    do {
-      const [next, keys] = await clients[0].scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-      if (keys.length > 0) await clients[0].del(...keys)
-      cursor = next
-    } while (cursor !== '0')
+    await deleteKeys(clients[0], prefix)
     for (const c of clients) c.disconnect()
   })
   for (const client of clients) {

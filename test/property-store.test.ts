@@ -5,7 +5,7 @@
  * too-new cursor, time passing (messageTtl, sessionTtl), overflow of small mailboxes, held polls,
  * room changes, session ends, sweeps and new registrations.
  *
- * Unlike the reference model of the store contract (test/helpers/store-contract.ts), this test
+ * Unlike the reference model of the store contract (test/store-contract/model.ts), this test
  * does not predict each answer: it checks the delivery guarantee of PROTOCOL.md against what the
  * store actually returned, so any store that keeps the guarantee passes. For each session:
  * - cursors are the session's sequence numbers (types/index.ts), so the n-th message published to
@@ -22,17 +22,16 @@
  * Every clock value is a multiple of 7 ms while no TTL is, so no check depends on which side of a
  * TTL boundary a store puts the exact millisecond.
  *
- * Runs against MemoryStore always, and against RedisStore when REDIS_URL is set and
- * lib/stores/redis.ts exists. PROPERTY_RUNS and PROPERTY_SEED override the run count and seed.
+ * Runs against MemoryStore always, and against RedisStore when REDIS_URL is set. PROPERTY_RUNS and PROPERTY_SEED override the run count and seed.
  */
 import { AssertionError } from 'node:assert'
-import { createHash, randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { randomBytes } from 'node:crypto'
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import { MemoryStore } from '../lib/stores/memory.js'
 import type { EndedSession, MailboxStore, PublishTarget, StoreConfig } from '../types/index.js'
+import { deleteKeys, loadRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
+import { sha256 } from './helpers/store.js'
 
 type Tap = Test | typeof t
 
@@ -145,10 +144,6 @@ function sameSet (a: Iterable<string>, b: Iterable<string>): boolean {
   return x.length === y.length && x.every((v, i) => v === y[i])
 }
 
-function hash (s: string): string {
-  return createHash('sha256').update(s).digest('hex')
-}
-
 export interface RunSummary {
   ops: number
   published: number
@@ -175,7 +170,7 @@ export async function runPlan (store: MailboxStore, plan: Op[], tag: string, sum
 
   const create = async (rooms: string[], where: string): Promise<void> => {
     const id = `${tag}-s${sessions.length}`
-    const tokenHash = hash(id + ':token')
+    const tokenHash = sha256(id + ':token')
     const expected = present().length < cfg.maxSessions
     const ok = await store.createSession({ id, tokenHash, profile: null, rooms }, now)
     check(ok === expected, `${where}: createSession returned ${ok}, expected ${expected} (${present().length} sessions, max ${cfg.maxSessions})`)
@@ -465,32 +460,15 @@ function suite (parent: Tap, name: string, factory: StoreFactory, runs: number):
 
 suite(t, 'memory', async () => ({ store: new MemoryStore(), cleanup: async () => {} }), RUNS > 0 ? RUNS : 300)
 
-const REDIS_URL = process.env.REDIS_URL
-const redisFile = join(__dirname, '..', 'lib', 'stores', 'redis.ts')
-const redisSkip = REDIS_URL === undefined || REDIS_URL === ''
-  ? 'REDIS_URL not set'
-  : existsSync(redisFile) ? false : 'lib/stores/redis.ts does not exist'
-
 t.test('redis', { skip: redisSkip }, async (t) => {
-  // Imported lazily (and by a computed name), so nothing of Redis loads without REDIS_URL.
-  const storeModule = '../lib/stores/redis.js'
-  const { Redis } = await import('ioredis')
-  const { RedisStore } = await import(storeModule) as { RedisStore: new (opts: { client: unknown, keyPrefix: string }) => MailboxStore }
+  const { Redis, RedisStore } = await loadRedis()
   const client = new Redis(REDIS_URL as string, { maxRetriesPerRequest: 1 })
   t.teardown(() => { client.disconnect() })
-  const prefix = `lpcprop:${randomBytes(6).toString('hex')}:`
+  const prefix = uniquePrefix('lpcprop')
   let made = 0
-  const deleteKeys = async (match: string): Promise<void> => {
-    let cursor = '0'
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', match, 'COUNT', 1000)
-      if (keys.length > 0) await client.del(...keys)
-      cursor = next
-    } while (cursor !== '0')
-  }
-  t.teardown(() => deleteKeys(`${prefix}*`))
+  t.teardown(() => deleteKeys(client, prefix))
   suite(t, 'redis', async () => {
     const keyPrefix = `${prefix}${made++}:`
-    return { store: new RedisStore({ client, keyPrefix }), cleanup: () => deleteKeys(`${keyPrefix}*`) }
+    return { store: new RedisStore({ client, keyPrefix }), cleanup: () => deleteKeys(client, keyPrefix) }
   }, RUNS > 0 ? RUNS : 60)
 })

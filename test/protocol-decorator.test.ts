@@ -6,7 +6,8 @@ import t from 'tap'
 import Fastify from 'fastify'
 import longPollChat from '../lib/index.js'
 import type { IncomingMessage, LongPollChatOptions } from '../types/index.js'
-import { start, register, send, reader, pollOk, assertError } from './helpers/http.js'
+import { register, send, reader, pollOk, assertError } from './helpers/http.js'
+import { start } from './helpers/server.js'
 
 t.test('broadcast: to every session or to a room\'s members; { id, ts, recipients }', async (t) => {
   const s = await start(t, {})

@@ -4,7 +4,10 @@
  */
 import t from 'tap'
 import type { Message } from '../types/index.js'
-import { start, register, poll, pollOk, send, sleep, waitHeld, prng } from './helpers/http.js'
+import { register, poll, pollOk, send } from './helpers/http.js'
+import { prng } from './helpers/random.js'
+import { start } from './helpers/server.js'
+import { sleep, waitHeld } from './helpers/wait.js'
 
 t.test('seed scenario: a held poll is answered by a message; the next one is queued and returned at once', async (t) => {
   const s = await start(t, { pollTimeout: 10_000, rateLimit: false }, { listen: true })

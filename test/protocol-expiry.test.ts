@@ -5,7 +5,9 @@
  */
 import t from 'tap'
 import type { Message, SessionEndInfo } from '../types/index.js'
-import { start, register, poll, pollOk, send, sleep, waitFor, members, assertError } from './helpers/http.js'
+import { register, poll, pollOk, send, members, assertError } from './helpers/http.js'
+import { start } from './helpers/server.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 t.test('messageTtl: an undelivered message that expires is counted in missed, once', async (t) => {
   const s = await start(t, { pollTimeout: 5000, messageTtl: 200 }, { listen: true })

@@ -5,7 +5,9 @@
  * afterwards.
  */
 import t from 'tap'
-import { start, register, pollOk, send, prng, isProtocolCode, type RequestOptions } from './helpers/http.js'
+import { register, pollOk, send, isProtocolCode, type RequestOptions } from './helpers/http.js'
+import { prng } from './helpers/random.js'
+import { start } from './helpers/server.js'
 
 const REQUESTS = 500
 const SEED = 20_261_128

@@ -5,7 +5,9 @@
  */
 import t from 'tap'
 import type { Message } from '../types/index.js'
-import { start, register, send, reader, sleep, assertError } from './helpers/http.js'
+import { register, send, reader, assertError } from './helpers/http.js'
+import { start } from './helpers/server.js'
+import { sleep } from './helpers/wait.js'
 
 /** `[]` nested to depth n (n >= 1), with `leaf` inside the innermost when given. */
 function arrays (n: number, leaf?: unknown): unknown {

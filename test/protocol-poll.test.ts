@@ -3,7 +3,9 @@
  * one held poll per session (409), aborts, and `app.close()` answering held polls (503).
  */
 import t from 'tap'
-import { start, register, poll, pollOk, send, sleep, waitHeld, assertError } from './helpers/http.js'
+import { register, poll, pollOk, send, assertError } from './helpers/http.js'
+import { start } from './helpers/server.js'
+import { sleep, waitHeld } from './helpers/wait.js'
 
 t.test('a held poll is answered with no messages when the hold time passes', async (t) => {
   const s = await start(t, { pollTimeout: 300 }, { listen: true })

@@ -5,7 +5,9 @@
  */
 import t from 'tap'
 import type { Message } from '../types/index.js'
-import { start, register, send, join, leave, members, endSession, reader, sleep, assertError, type Reply } from './helpers/http.js'
+import { register, send, join, leave, members, endSession, reader, assertError, type Reply } from './helpers/http.js'
+import { start } from './helpers/server.js'
+import { sleep } from './helpers/wait.js'
 
 const brief = (ms: Message[]): unknown[] => ms.map((m) => [m.type, m.from, m.room, m.to, m.data])
 

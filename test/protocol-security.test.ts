@@ -4,7 +4,9 @@
  */
 import { Writable } from 'node:stream'
 import t from 'tap'
-import { start, register, poll, pollOk, send, join, leave, members, endSession, waitHeld, assertError } from './helpers/http.js'
+import { register, poll, pollOk, send, join, leave, members, endSession, assertError } from './helpers/http.js'
+import { start } from './helpers/server.js'
+import { waitHeld } from './helpers/wait.js'
 
 /** Shannon entropy in bits of the characters found at each position, summed over positions. */
 function positionalEntropy (tokens: string[]): number {

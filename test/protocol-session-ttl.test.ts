@@ -5,7 +5,9 @@
  * milliseconds on each side so that a loaded machine does not change the outcome.
  */
 import t from 'tap'
-import { start, register, poll, sleep, waitFor, members, send, assertError } from './helpers/http.js'
+import { register, poll, members, send, assertError } from './helpers/http.js'
+import { start } from './helpers/server.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 t.test('sessionTtl: expiry is a matter of time, not of sweeping: an idle token stops working even between sweeps', async (t) => {
   const s = await start(t, { pollTimeout: 5000, sessionTtl: 1000, sweepInterval: 60_000, rateLimit: false })

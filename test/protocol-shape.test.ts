@@ -5,7 +5,10 @@
  */
 import t from 'tap'
 import type { SessionEndInfo } from '../types/index.js'
-import { start, register, poll, pollOk, send, join, leave, members, endSession, reader, assertError, type RequestOptions } from './helpers/http.js'
+import {
+  register, poll, pollOk, send, join, leave, members, endSession, reader, assertError, type RequestOptions
+} from './helpers/http.js'
+import { start } from './helpers/server.js'
 
 t.test('routes live under the prefix option', async (t) => {
   const s = await start(t, { prefix: '/api/v1/chat' })

@@ -10,7 +10,9 @@ import { MemoryStore } from '../lib/index.js'
 import type {
   EndedSession, MailboxStore, Member, NewSession, OutgoingMessage, ReadResult, SessionInfo, StoreConfig, StoreListener, StoreStats
 } from '../types/index.js'
-import { start, register, poll, pollOk, send, join, leave, members, endSession, sleep, waitHeld, assertError, type Reply } from './helpers/http.js'
+import { register, poll, pollOk, send, join, leave, members, endSession, assertError, type Reply } from './helpers/http.js'
+import { start } from './helpers/server.js'
+import { sleep, waitHeld } from './helpers/wait.js'
 
 class FlakyStore implements MailboxStore {
   down = false
@@ -40,7 +42,6 @@ class FlakyStore implements MailboxStore {
   join (sessionId: string, room: string): Promise<'joined' | 'already' | 'too-many' | 'no-session'> { return this.guard(() => this.inner.join(sessionId, room)) }
   leave (sessionId: string, room: string): Promise<boolean> { return this.guard(() => this.inner.leave(sessionId, room)) }
   members (room?: string): Promise<Member[]> { return this.guard(() => this.inner.members(room)) }
-  hasSession (sessionId: string): Promise<boolean> { return this.guard(() => this.inner.hasSession(sessionId)) }
   publish (message: OutgoingMessage, now: number): Promise<number> { return this.guard(() => this.inner.publish(message, now)) }
   read (sessionId: string, cursor: number | null, limit: number, now: number): Promise<ReadResult | 'bad-cursor' | null> { return this.guard(() => this.inner.read(sessionId, cursor, limit, now)) }
   beginPoll (sessionId: string, holdMs: number, now: number): Promise<number | null> { return this.guard(() => this.inner.beginPoll(sessionId, holdMs, now)) }

@@ -5,16 +5,14 @@
  * Needs REDIS_URL (redis://127.0.0.1:6379/0); the outage test starts its own redis-server on a
  * free port and never touches the shared one.
  */
-import { spawnSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { freePort } from './helpers/redis.js'
 import t, { type Test } from 'tap'
 import type { Redis as RedisClient } from 'ioredis'
 import type { LongPollChatOptions, Message } from '../types/index.js'
-import {
-  assertError, join, leave, members, poll, pollOk, prng, register, send, sleep, start, waitFor, waitHeld,
-  type Asserts, type TestServer
-} from './helpers/http.js'
+import { assertError, join, leave, members, poll, pollOk, register, send, type Asserts } from './helpers/http.js'
+import { prng } from './helpers/random.js'
+import { deleteKeys, loadRedis, noRedisServer, privateRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
+import { start, type TestServer } from './helpers/server.js'
+import { sleep, waitFor, waitHeld } from './helpers/wait.js'
 
 /** Destructuring target for `servers` (two or three instances). */
 type Three = [TestServer, TestServer, TestServer]
@@ -24,21 +22,8 @@ function expectError (tt: Test, res: Parameters<typeof assertError>[1], status: 
   assertError(tt as unknown as Asserts, res, status, code, what)
 }
 
-const REDIS_URL = process.env.REDIS_URL
-const noRedisServer = spawnSync('redis-server', ['--version']).status !== 0 && 'redis-server is not installed'
-
-t.test('several instances on one Redis', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t) => {
-  const { Redis } = await import('ioredis')
-  const { RedisStore } = await import('../lib/stores/redis.js')
-
-  async function deleteKeys (c: RedisClient, prefix: string): Promise<void> {
-    let cursor = '0'
-    do {
-      const [next, keys] = await c.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-      if (keys.length > 0) await c.del(...keys)
-      cursor = next
-    } while (cursor !== '0')
-  }
+t.test('several instances on one Redis', { skip: redisSkip }, async (t) => {
+  const { Redis, RedisStore } = await loadRedis()
 
   /**
    * `n` listening instances sharing one key prefix, each with its own client. Teardown closes the
@@ -46,7 +31,7 @@ t.test('several instances on one Redis', { skip: REDIS_URL ? false : 'REDIS_URL 
    */
   async function cluster (tt: Test, n: number, options: LongPollChatOptions = {},
     redis: { url?: string, port?: number } = { url: REDIS_URL }): Promise<{ servers: TestServer[], clients: RedisClient[], prefix: string }> {
-    const prefix = `lpcmulti:${randomBytes(6).toString('hex')}:`
+    const prefix = uniquePrefix('lpcmulti')
     const clients: RedisClient[] = []
     const servers: TestServer[] = []
     tt.teardown(async () => {
@@ -234,14 +219,8 @@ t.test('several instances on one Redis', { skip: REDIS_URL ? false : 'REDIS_URL 
   })
 
   t.test('Redis outage: 503 at once, held polls answered, no crash, service resumes by itself', { skip: noRedisServer }, async (t) => {
-    const port = await freePort()
-    const redisServer = (): void => {
-      const r = spawnSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes'])
-      if (r.status !== 0) throw new Error('redis-server did not start: ' + r.stderr.toString())
-    }
-    const shutdown = (): void => { spawnSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave']) }
-    redisServer()
-    t.teardown(shutdown)
+    const redis = await privateRedis(t)
+    const port = redis.port
     const probe = new Redis({ host: '127.0.0.1', port, lazyConnect: true, retryStrategy: () => 20 })
     probe.on('error', () => {})
     t.teardown(() => probe.disconnect())
@@ -253,7 +232,7 @@ t.test('several instances on one Redis', { skip: REDIS_URL ? false : 'REDIS_URL 
     const held = poll(B, s.token, { cursor: s.cursor, wait: 4000 })
     await waitHeld(B, 1)
 
-    shutdown()
+    redis.stop()
     const res = await held
     expectError(t, res, 503, 'LONGPOLL_STORE_UNAVAILABLE', 'the held poll')
     t.ok(res.ms < 3000, `answered when Redis went away, not at the end of the hold (${res.ms} ms)`)
@@ -271,7 +250,7 @@ t.test('several instances on one Redis', { skip: REDIS_URL ? false : 'REDIS_URL 
     await t.rejects(A.app.longPoll.broadcast('x'), { code: 'LONGPOLL_STORE_UNAVAILABLE' }, 'the decorator rejects too')
 
     // Back up (empty: no persistence). Nothing restarts the instances; they recover on their own.
-    redisServer()
+    redis.start()
     const fresh: { id: string, token: string, cursor: string } = await waitFor(async () => {
       const r = await A.request({ method: 'POST', path: '/register' })
       return r.status === 201 ? r.body : null

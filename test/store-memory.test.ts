@@ -2,11 +2,11 @@
  * The in-memory store: the shared store contract, plus what is particular to this store
  * (one shared object per message, no clock reads, synchronous events, lazy expiry, compaction).
  */
-import { createHash } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { MemoryStore } from '../lib/stores/memory.js'
-import type { OutgoingMessage, PublishTarget, StoreConfig, StoreEvent } from '../types/index.js'
-import { storeContract } from './helpers/store-contract.js'
+import type { PublishTarget, StoreConfig, StoreEvent } from '../types/index.js'
+import { outgoing, sha256 } from './helpers/store.js'
+import { storeContract } from './store-contract/index.js'
 
 storeContract(t, 'memory', async () => ({ store: new MemoryStore(), cleanup: async () => {} }))
 
@@ -18,16 +18,6 @@ const CONFIG: StoreConfig = {
   maxRoomsPerSession: 5
 }
 
-function hash (s: string): string {
-  return createHash('sha256').update(s).digest('hex')
-}
-
-let counter = 0
-function message (target: PublishTarget, data: unknown, ts: number): OutgoingMessage {
-  const id = `m${++counter}`
-  return { id, ts, json: JSON.stringify({ id, type: 'message', from: null, room: null, to: null, data, ts }), target }
-}
-
 async function setup (tt: Test, config: Partial<StoreConfig> = {}): Promise<{ store: MemoryStore, events: StoreEvent[] }> {
   const store = new MemoryStore()
   const events: StoreEvent[] = []
@@ -37,7 +27,7 @@ async function setup (tt: Test, config: Partial<StoreConfig> = {}): Promise<{ st
 }
 
 async function create (store: MemoryStore, id: string, now: number, rooms: string[] = []): Promise<void> {
-  if (!await store.createSession({ id, tokenHash: hash(id), profile: null, rooms }, now)) throw new Error('createSession failed')
+  if (!await store.createSession({ id, tokenHash: sha256(id), profile: null, rooms }, now)) throw new Error('createSession failed')
 }
 
 async function readAll (store: MemoryStore, id: string, cursor: number | null, now: number, limit = 1000): Promise<{ messages: string[], cursor: number, missed: number }> {
@@ -77,7 +67,7 @@ t.test('a publish to one session touches no other mailbox and wakes only it', as
   const T0 = 1_000_000
   for (let i = 0; i < 1000; i++) await create(store, `s${i}`, T0, i % 2 === 0 ? ['even'] : [])
   events.length = 0
-  t.equal(await store.publish(message({ kind: 'session', id: 's500' }, 'hi', T0), T0), 1)
+  t.equal(await store.publish(outgoing({ kind: 'session', id: 's500' }, 'hi', T0), T0), 1)
   t.same(events, [{ type: 'wake', sessions: ['s500'] }], 'one synchronous wake event, for s500 only')
   t.equal((await store.stats()).queued, 1, 'one mailbox entry in the whole store')
   t.same((await readAll(store, 's499', 0, T0)).messages, [])
@@ -85,7 +75,7 @@ t.test('a publish to one session touches no other mailbox and wakes only it', as
   t.equal((await readAll(store, 's500', 0, T0)).messages.length, 1)
 
   events.length = 0
-  t.equal(await store.publish(message({ kind: 'room', room: 'even' }, 'evens', T0), T0), 500)
+  t.equal(await store.publish(outgoing({ kind: 'room', room: 'even' }, 'evens', T0), T0), 500)
   t.equal(events.length, 1, 'a room publish emits one wake event')
   const ev = events[0]
   t.ok(ev.type === 'wake' && ev.sessions !== null && ev.sessions.length === 500 && ev.sessions.every((id) => Number(id.slice(1)) % 2 === 0))
@@ -96,12 +86,12 @@ t.test('events are emitted synchronously, and none for a publish without recipie
   const { store, events } = await setup(t)
   const T0 = 1_000_000
   await create(store, 'a', T0)
-  const p = store.publish(message({ kind: 'all' }, 1, T0), T0)
+  const p = store.publish(outgoing({ kind: 'all' }, 1, T0), T0)
   t.same(events, [{ type: 'wake', sessions: null }], 'emitted before the promise is awaited')
   await p
   events.length = 0
-  await store.publish(message({ kind: 'room', room: 'nobody' }, 1, T0), T0)
-  await store.publish(message({ kind: 'session', id: 'nobody' }, 1, T0), T0)
+  await store.publish(outgoing({ kind: 'room', room: 'nobody' }, 1, T0), T0)
+  await store.publish(outgoing({ kind: 'session', id: 'nobody' }, 1, T0), T0)
   t.same(events, [], 'nobody to wake')
   const seq = store.beginPoll('a', 1000, T0)
   t.same(events, [{ type: 'poll', sessionId: 'a', seq: 1 }])
@@ -120,32 +110,32 @@ t.test('the store never reads the clock: all time comes from `now`', async (t) =
   // Time starts at 0 here: any confusion with the wall clock would show.
   await create(store, 'a', 0, ['r'])
   await create(store, 'b', 0, ['r'])
-  await store.publish(message({ kind: 'room', room: 'r' }, 1, 0), 0)
+  await store.publish(outgoing({ kind: 'room', room: 'r' }, 1, 0), 0)
   t.equal((await readAll(store, 'a', 0, 99)).messages.length, 1)
   const late = await readAll(store, 'b', 0, 100)
   t.same([late.messages.length, late.missed], [0, 1], 'expired exactly at ts + messageTtl')
-  t.equal((await store.authenticate(hash('b'), 500))?.lastSeen, 500)
-  t.equal((await store.authenticate(hash('a'), 999))?.lastSeen, 999)
+  t.equal((await store.authenticate(sha256('b'), 500))?.lastSeen, 500)
+  t.equal((await store.authenticate(sha256('a'), 999))?.lastSeen, 999)
   t.same(await store.sweep(1499), [])
   t.same((await store.sweep(1500)).map((s) => s.id), ['b'], 'b idle since 500 expires at 1500')
   t.same(events.filter((e) => e.type === 'ended'), [{ type: 'ended', sessionId: 'b' }])
 })
 
-t.test('members() and hasSession() hide sessions that expired but are not swept yet', async (t) => {
+t.test('members() hides sessions that expired but are not swept yet', async (t) => {
   const { store } = await setup(t, { sessionTtl: 1000 })
   await create(store, 'a', 0, ['r'])
   await create(store, 'b', 0, ['r'])
-  await store.authenticate(hash('b'), 600)
+  await store.authenticate(sha256('b'), 600)
   t.same((await store.members('r')).map((m) => m.id), ['a', 'b'])
   // The latest `now` the store has seen is its notion of the present for methods without `now`.
-  await store.authenticate(hash('b'), 1200)
+  await store.authenticate(sha256('b'), 1200)
   t.same((await store.members('r')).map((m) => m.id), ['b'], 'a is past sessionTtl')
   t.same((await store.members()).map((m) => m.id), ['b'])
-  t.equal(await store.hasSession('a'), false)
-  t.equal(await store.hasSession('b'), true)
-  t.equal(await store.publish(message({ kind: 'all' }, 1, 1200), 1200), 1, 'and publishes skip it')
-  t.equal(await store.publish(message({ kind: 'session', id: 'a' }, 1, 1200), 1200), 0)
-  t.equal(await store.publish(message({ kind: 'room', room: 'r' }, 1, 1200), 1200), 1)
+  t.equal(await store.authenticate(sha256('a'), 1200), null, 'its token is refused')
+  t.equal((await store.authenticate(sha256('b'), 1200))?.id, 'b')
+  t.equal(await store.publish(outgoing({ kind: 'all' }, 1, 1200), 1200), 1, 'and publishes skip it')
+  t.equal(await store.publish(outgoing({ kind: 'session', id: 'a' }, 1, 1200), 1200), 0)
+  t.equal(await store.publish(outgoing({ kind: 'room', room: 'r' }, 1, 1200), 1200), 1)
   t.same((await store.sweep(1200)).map((s) => s.id), ['a'], 'the sweep still reports it, once')
   t.same(await store.sweep(1300), [])
 })
@@ -154,8 +144,8 @@ t.test('sweep stops at the first live session (idle order follows the last touch
   const { store } = await setup(t, { sessionTtl: 1000 })
   for (let i = 0; i < 10; i++) await create(store, `s${i}`, i * 100)
   // Touch s0 and s5 late: they move to the end of the idle order.
-  await store.authenticate(hash('s0'), 950)
-  await store.authenticate(hash('s5'), 960)
+  await store.authenticate(sha256('s0'), 950)
+  await store.authenticate(sha256('s5'), 960)
   const seq = await store.beginPoll('s3', 1000, 970)
   t.same((await store.sweep(1450)).map((s) => s.id), ['s1', 's2', 's4'], 'expired in idle order, the held s3 kept')
   t.same((await store.sweep(1949)).map((s) => s.id), ['s6', 's7', 's8', 's9'])
@@ -173,7 +163,7 @@ t.test('a long stream through one mailbox: compaction keeps order and counts', a
   const got: number[] = []
   let now = 0
   for (let i = 0; i < 5000; i++) {
-    await store.publish(message({ kind: 'session', id: 'a' }, i, now), now)
+    await store.publish(outgoing({ kind: 'session', id: 'a' }, i, now), now)
     if (i % 37 === 36) {
       // Read in small batches, acknowledging as we go, sometimes resending the old cursor.
       const r = await readAll(store, 'a', cursor, ++now, 50)
@@ -200,7 +190,7 @@ t.test('a long stream through one mailbox: compaction keeps order and counts', a
 t.test('overflow on a long unread stream counts every undelivered drop', async (t) => {
   const { store } = await setup(t, { maxMailboxMessages: 10 })
   await create(store, 'a', 0)
-  for (let i = 0; i < 3000; i++) await store.publish(message({ kind: 'session', id: 'a' }, i, i), i)
+  for (let i = 0; i < 3000; i++) await store.publish(outgoing({ kind: 'session', id: 'a' }, i, i), i)
   const r = await readAll(store, 'a', null, 3000)
   t.equal(r.missed, 2990)
   t.same(r.messages.map((m) => (JSON.parse(m) as { data: number }).data), Array.from({ length: 10 }, (_, i) => 2990 + i))
@@ -211,14 +201,14 @@ t.test('overflow on a long unread stream counts every undelivered drop', async (
 t.test('close() clears everything and silences events', async (t) => {
   const { store, events } = await setup(t)
   await create(store, 'a', 0, ['r'])
-  await store.publish(message({ kind: 'all' }, 1, 0), 0)
+  await store.publish(outgoing({ kind: 'all' }, 1, 0), 0)
   events.length = 0
   await store.close()
   t.equal((await store.stats()).sessions, 0)
   t.equal((await store.stats()).queued, 0)
-  t.equal(await store.authenticate(hash('a'), 1), null)
+  t.equal(await store.authenticate(sha256('a'), 1), null)
   t.same(await store.members('r'), [])
-  t.equal(await store.publish(message({ kind: 'all' }, 2, 1), 1), 0)
+  t.equal(await store.publish(outgoing({ kind: 'all' }, 2, 1), 1), 0)
   t.same(events, [])
 })
 
@@ -226,7 +216,7 @@ t.test('works with default settings before init', async (t) => {
   const store = new MemoryStore()
   t.teardown(() => store.close())
   await create(store, 'a', 0)
-  for (let i = 0; i < 1001; i++) await store.publish(message({ kind: 'session', id: 'a' }, i, 0), 0)
+  for (let i = 0; i < 1001; i++) await store.publish(outgoing({ kind: 'session', id: 'a' }, i, 0), 0)
   const r = await readAll(store, 'a', null, 1, 5000)
   t.same([r.messages.length, r.missed], [1000, 1], 'maxMailboxMessages defaults to 1000')
   t.same(await store.sweep(299_999), [])

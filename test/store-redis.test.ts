@@ -4,17 +4,15 @@
  * Needs a Redis: REDIS_URL=redis://127.0.0.1:6379/0. ioredis and the store are imported lazily,
  * so that without REDIS_URL nothing of Redis is loaded.
  */
-import { spawnSync } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
-import { freePort } from './helpers/redis.js'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { Redis as RedisClient } from 'ioredis'
 import type { RedisStore as RedisStoreClass } from '../lib/stores/redis.js'
 import type { StoreConfig, StoreEvent } from '../types/index.js'
-import { storeContract } from './helpers/store-contract.js'
-
-const REDIS_URL = process.env.REDIS_URL
+import { deleteKeys, keysOf, loadRedis, noRedisServer, privateRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
+import { outgoing as message, sha256 } from './helpers/store.js'
+import { storeContract } from './store-contract/index.js'
+import { sleep, waitFor } from './helpers/wait.js'
 
 const CONFIG: StoreConfig = {
   messageTtl: 30_000,
@@ -24,43 +22,8 @@ const CONFIG: StoreConfig = {
   maxRoomsPerSession: 5
 }
 
-function uniquePrefix (): string {
-  return `lpctest:${randomBytes(6).toString('hex')}:`
-}
-
-function hash (token: string): string {
-  return createHash('sha256').update(token).digest('hex')
-}
-
-/** The keys under a prefix (SCAN may return a key twice while Redis rehashes: deduplicated). */
-async function keysOf (client: RedisClient, prefix: string): Promise<string[]> {
-  const keys = new Set<string>()
-  let cursor = '0'
-  do {
-    const [next, batch] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000)
-    for (const key of batch) keys.add(key)
-    cursor = next
-  } while (cursor !== '0')
-  return [...keys].sort()
-}
-
-async function deleteKeys (client: RedisClient, prefix: string): Promise<void> {
-  const keys = await keysOf(client, prefix)
-  if (keys.length > 0) await client.del(...keys)
-}
-
-/** Waits until `check` holds, polling every 10 ms, at most `ms`. */
-async function until (what: string, check: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
-  const end = Date.now() + ms
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
-
-t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t) => {
-  const { Redis } = await import('ioredis')
-  const { RedisStore } = await import('../lib/stores/redis.js')
+t.test('RedisStore', { skip: redisSkip }, async (t) => {
+  const { Redis, RedisStore } = await loadRedis()
   const url = REDIS_URL as string
 
   /** A client for the test, quit (and its prefix's keys deleted) in teardown. */
@@ -89,16 +52,11 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
 
   function newSession (rooms: string[] = [], profile: Record<string, unknown> | null = null) {
     const token = randomBytes(16).toString('hex')
-    return { id: 's-' + randomBytes(6).toString('hex'), tokenHash: hash(token), profile, rooms }
-  }
-
-  function message (target: { kind: 'all' } | { kind: 'room', room: string } | { kind: 'session', id: string }, data: unknown, now: number) {
-    const id = 'm-' + randomBytes(6).toString('hex')
-    return { id, ts: now, json: JSON.stringify({ id, type: 'message', from: null, room: null, to: null, data, ts: now }), target }
+    return { id: 's-' + randomBytes(6).toString('hex'), tokenHash: sha256(token), profile, rooms }
   }
 
   storeContract(t, 'redis', async () => {
-    const keyPrefix = uniquePrefix()
+    const keyPrefix = uniquePrefix('lpctest')
     const c = new Redis(url)
     c.on('error', () => {})
     return {
@@ -112,7 +70,7 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
 
   t.test('the constructor checks its options', async (t) => {
     t.throws(() => new RedisStore({} as never), TypeError)
-    const c = client(t, uniquePrefix())
+    const c = client(t, uniquePrefix('lpctest'))
     t.throws(() => new RedisStore({ client: c, keyPrefix: 1 as never }), TypeError)
     t.throws(() => new RedisStore({ client: c, gcMargin: -1 }), TypeError)
     t.throws(() => new RedisStore({ client: c, sweepBatch: 0 }), TypeError)
@@ -120,7 +78,7 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
   })
 
   t.test('every key is gone once the sessions expired and the message bodies timed out (real time)', async (t) => {
-    const prefix = uniquePrefix()
+    const prefix = uniquePrefix('lpctest')
     const c = client(t, prefix)
     const { store } = await started(t, c, prefix, { messageTtl: 100, sessionTtl: 200 }, { gcMargin: 1000 })
     t.same(await keysOf(c, prefix), [], 'nothing before the first session')
@@ -145,13 +103,13 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     t.ok(left.every((k) => k.startsWith(prefix + 'm:') || k === prefix + 'stats'), `right after the sweep only message bodies and counters remain (${left.length})`)
     // Bodies live messageTtl + gcMargin (1.1 s); the session keys' backstop TTL (1.2 s) is far
     // enough after the sweep that a slow machine does not let it run first.
-    await until('the message bodies to time out', async () => (await keysOf(c, prefix)).length === 1, 5000)
+    await waitFor(async () => (await keysOf(c, prefix)).length === 1, 'the message bodies to time out', 5000, 10)
     t.same(await keysOf(c, prefix), [prefix + 'stats'], 'then only the global counters')
     t.same(await store.stats(), { sessions: 0, queued: 0, delivered: 1, dropped: 0 })
   })
 
   t.test('messageTtl in real time: an unread message expires and is counted as missed', async (t) => {
-    const prefix = uniquePrefix()
+    const prefix = uniquePrefix('lpctest')
     const c = client(t, prefix)
     const { store } = await started(t, c, prefix, { messageTtl: 100 })
     const a = newSession()
@@ -166,7 +124,7 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
   })
 
   t.test('a broadcast to N sessions is one round trip, and so is a room publish', async (t) => {
-    const prefix = uniquePrefix()
+    const prefix = uniquePrefix('lpctest')
     const c = client(t, prefix)
     const { store } = await started(t, c, prefix)
     const ids: string[] = []
@@ -201,7 +159,7 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
   })
 
   t.test('large reads and large rooms', async (t) => {
-    const prefix = uniquePrefix()
+    const prefix = uniquePrefix('lpctest')
     const c = client(t, prefix)
     const { store, events } = await started(t, c, prefix, { maxMailboxMessages: 3000, maxSessions: 10_000 })
     const now = Date.now()
@@ -220,12 +178,12 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     await Promise.all(Array.from({ length: 5001 }, () => store.createSession(newSession(['big']), now)))
     const mark = events.length
     t.equal(await store.publish(message({ kind: 'room', room: 'big' }, 'x', now), now), 5001)
-    await until('the wake', () => events.slice(mark).some((e) => e.type === 'wake'))
+    await waitFor(() => events.slice(mark).some((e) => e.type === 'wake'), 'the wake')
     t.same(events.slice(mark).filter((e) => e.type === 'wake'), [{ type: 'wake', sessions: null }])
   })
 
   t.test('a session whose keys timed out (the TTL backstop) breaks nothing and is swept', async (t) => {
-    const prefix = uniquePrefix()
+    const prefix = uniquePrefix('lpctest')
     const c = client(t, prefix)
     const { store } = await started(t, c, prefix)
     const now = Date.now()
@@ -247,8 +205,8 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
       'and takes it out of its rooms: no key of it is left')
   })
 
-  t.test('members() and hasSession() leave out sessions expired but not yet swept', async (t) => {
-    const prefix = uniquePrefix()
+  t.test('members() leaves out sessions expired but not yet swept', async (t) => {
+    const prefix = uniquePrefix('lpctest')
     const c = client(t, prefix)
     const { store } = await started(t, c, prefix, { sessionTtl: 10_000 })
     const T0 = Date.now()
@@ -260,14 +218,14 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     await store.authenticate(b.tokenHash, T0 + 12_000) // the store's clock is now past a's expiry
     t.same((await store.members('r')).map((m) => m.id), [b.id], 'a is expired: not a member any more')
     t.same((await store.members()).map((m) => m.id), [b.id])
-    t.equal(await store.hasSession(a.id), false)
-    t.equal(await store.hasSession(b.id), true)
     t.equal((await store.stats()).sessions, 2, 'stats() counts it until the sweep, as the memory store does')
+    t.equal(await store.authenticate(a.tokenHash, T0 + 12_000), null, 'its token is refused')
+    t.equal((await store.authenticate(b.tokenHash, T0 + 12_000))?.id, b.id)
     t.same((await store.sweep(T0 + 12_000)).map((s) => s.id), [a.id])
   })
 
   t.test('the body of a broadcast is stored once', async (t) => {
-    const prefix = uniquePrefix()
+    const prefix = uniquePrefix('lpctest')
     const c = client(t, prefix)
     const { store } = await started(t, c, prefix)
     for (let i = 0; i < 5; i++) await store.createSession(newSession(), Date.now())
@@ -281,7 +239,7 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
   })
 
   t.test('close() quits only its own subscriber; the user\'s client keeps working', async (t) => {
-    const prefix = uniquePrefix()
+    const prefix = uniquePrefix('lpctest')
     const c = client(t, prefix)
     const subscriberName = `lpc-subscriber:${prefix}`
     const names = async (): Promise<string[]> => String(await c.client('LIST')).split('\n')
@@ -302,7 +260,7 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
   })
 
   t.test('two instances on one prefix: events reach both, join/leave/sweep happen once', async (t) => {
-    const prefix = uniquePrefix()
+    const prefix = uniquePrefix('lpctest')
     const c1 = client(t, prefix)
     const c2 = client(t, prefix)
     const one = await started(t, c1, prefix, { sessionTtl: 10_000 })
@@ -312,14 +270,14 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     const a = newSession(['r'])
     await one.store.createSession(a, T0)
     const seq = await two.store.beginPoll(a.id, 1000, T0)
-    await until('the poll event on both', () =>
-      [one.events, two.events].every((evs) => evs.some((e) => e.type === 'poll' && e.sessionId === a.id && e.seq === seq)))
+    await waitFor(() =>
+      [one.events, two.events].every((evs) => evs.some((e) => e.type === 'poll' && e.sessionId === a.id && e.seq === seq)), 'the poll event on both')
     t.equal(two.events.filter((e) => e.type === 'poll').length, 1, 'an instance gets its own event once, through pub/sub')
     await two.store.endPoll(a.id, seq as number, T0)
 
     await one.store.publish(message({ kind: 'session', id: a.id }, 'hi', T0 + 1), T0 + 1)
-    await until('the wake on both', () =>
-      [one.events, two.events].every((evs) => evs.some((e) => e.type === 'wake' && e.sessions?.includes(a.id))))
+    await waitFor(() =>
+      [one.events, two.events].every((evs) => evs.some((e) => e.type === 'wake' && e.sessions?.includes(a.id))), 'the wake on both')
     const r = await two.store.read(a.id, 0, 10, T0 + 2)
     t.same(r !== null && r !== 'bad-cursor' ? r.messages.map((m) => JSON.parse(m).data) : r, ['hi'], 'read on the other instance')
 
@@ -339,13 +297,13 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     const [s1, s2] = await Promise.all([one.store.sweep(T0 + 20_000), two.store.sweep(T0 + 20_000)])
     const swept = [...s1, ...s2].map((s) => s.id).sort()
     t.same(swept, ids.sort(), 'each session is swept exactly once by the two sweepers together')
-    await until('the ended events on both', () =>
-      [one.events, two.events].every((evs) => evs.filter((e) => e.type === 'ended').length === ids.length))
+    await waitFor(() =>
+      [one.events, two.events].every((evs) => evs.filter((e) => e.type === 'ended').length === ids.length), 'the ended events on both')
     t.equal((await one.store.stats()).sessions, 0)
   })
 
   t.test('a broadcast to a large room in one script keeps every mailbox contiguous', async (t) => {
-    const prefix = uniquePrefix()
+    const prefix = uniquePrefix('lpctest')
     const c1 = client(t, prefix)
     const c2 = client(t, prefix)
     const one = await started(t, c1, prefix)
@@ -372,7 +330,7 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
   })
 
   t.test('losing only the subscriber connection is an outage too, and it recovers', async (t) => {
-    const prefix = uniquePrefix()
+    const prefix = uniquePrefix('lpctest')
     const c = client(t, prefix)
     const { store, events } = await started(t, c, prefix)
     const a = newSession()
@@ -381,37 +339,28 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     const id = /(?:^| )id=(\d+)/.exec(line ?? '')?.[1]
     t.ok(id, 'the subscriber connection is found by its name')
     await c.client('KILL', 'ID', id as string)
-    await until('the unavailable event', () => events.some((e) => e.type === 'unavailable'))
-    await until('the store to work again', async () => await store.hasSession(a.id).then(() => true, () => false))
+    await waitFor(() => events.some((e) => e.type === 'unavailable'), 'the unavailable event')
+    await waitFor(async () => await store.stats().then(() => true, () => false), 'the store to work again')
     const seq = await store.beginPoll(a.id, 1000, Date.now())
-    await until('the poll event through the new subscriber connection', () =>
-      events.some((e) => e.type === 'poll' && e.sessionId === a.id && e.seq === seq))
+    await waitFor(() =>
+      events.some((e) => e.type === 'poll' && e.sessionId === a.id && e.seq === seq), 'the poll event through the new subscriber connection')
     t.equal(events.filter((e) => e.type === 'unavailable').length, 1, 'one unavailable event')
   })
 
-  const noRedisServer = spawnSync('redis-server', ['--version']).status !== 0 && 'redis-server is not installed'
   t.test('outage: methods fail at once, one unavailable event, service resumes by itself', { skip: noRedisServer }, async (t) => {
-    const port = await freePort()
-    const startRedis = (): void => {
-      const r = spawnSync('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'yes'])
-      if (r.status !== 0) throw new Error('redis-server did not start: ' + r.stderr.toString())
-    }
-    const stopRedis = (): void => {
-      spawnSync('redis-cli', ['-p', String(port), 'shutdown', 'nosave'])
-    }
-    startRedis()
-    t.teardown(stopRedis)
-    const prefix = uniquePrefix()
+    const redis = await privateRedis(t)
+    const port = redis.port
+    const prefix = uniquePrefix('lpctest')
     const c = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 })
     c.on('error', () => {})
     t.teardown(() => c.disconnect())
-    await until('the private redis to accept connections', async () => await c.ping().then(() => true, () => false))
+    await waitFor(async () => await c.ping().then(() => true, () => false), 'the private redis to accept connections')
     const { store, events } = await started(t, c, prefix)
     const a = newSession()
     t.equal(await store.createSession(a, Date.now()), true)
 
-    stopRedis()
-    await until('the unavailable event', () => events.some((e) => e.type === 'unavailable'))
+    redis.stop()
+    await waitFor(() => events.some((e) => e.type === 'unavailable'), 'the unavailable event')
     const t1 = Date.now()
     await t.rejects(store.authenticate(a.tokenHash, Date.now()), { code: 'LONGPOLL_STORE_UNAVAILABLE', statusCode: 503 })
     await t.rejects(store.publish(message({ kind: 'all' }, 1, Date.now()), Date.now()), { code: 'LONGPOLL_STORE_UNAVAILABLE' })
@@ -420,13 +369,13 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     t.equal(events.filter((e) => e.type === 'unavailable').length, 1, 'one event per outage')
 
     // Redis comes back empty (no persistence): the store works again without help.
-    startRedis()
-    await until('the store to work again', async () => await store.stats().then(() => true, () => false), 5000)
+    redis.start()
+    await waitFor(async () => await store.stats().then(() => true, () => false), 'the store to work again', 5000, 10)
     const b = newSession()
     t.equal(await store.createSession(b, Date.now()), true, 'new sessions can be created')
     const seq = await store.beginPoll(b.id, 1000, Date.now())
-    await until('events flow again through the resubscribed subscriber', () =>
-      events.some((e) => e.type === 'poll' && e.sessionId === b.id && e.seq === seq))
+    await waitFor(() =>
+      events.some((e) => e.type === 'poll' && e.sessionId === b.id && e.seq === seq), 'events flow again through the resubscribed subscriber')
     t.pass('the subscriber resubscribed')
   })
 })

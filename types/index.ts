@@ -153,9 +153,6 @@ export interface MailboxStore {
   /** Live members of the room, or every live session when `room` is undefined. */
   members (room?: string): Promise<Member[]>
 
-  /** Whether the session exists (and has not expired). */
-  hasSession (sessionId: string): Promise<boolean>
-
   /**
    * Stores the message once and appends it to every recipient's mailbox (dropping the oldest on
    * overflow, counted as missed when undelivered), then emits `wake` for the recipients.

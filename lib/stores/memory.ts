@@ -82,7 +82,7 @@ export class MemoryStore implements MailboxStore {
   /** Sessions without a held poll, oldest touch first. */
   readonly #idle = new Map<string, Session>()
   readonly #rooms = new Map<string, Set<Session>>()
-  /** Latest `now` any call has passed: lets `members`/`hasSession` (which get no `now`) hide expired sessions. */
+  /** Latest `now` any call has passed: lets `members` (which gets no `now`) hide expired sessions. */
   #clock = -Infinity
   #queued = 0
   #delivered = 0
@@ -158,11 +158,6 @@ export class MemoryStore implements MailboxStore {
       if (!this.#expired(s, this.#clock)) out.push({ id: s.id, profile: s.profile, lastSeen: s.lastSeen })
     }
     return out
-  }
-
-  async hasSession (sessionId: string): Promise<boolean> {
-    const s = this.#sessions.get(sessionId)
-    return s !== undefined && !this.#expired(s, this.#clock)
   }
 
   async publish (message: OutgoingMessage, now: number): Promise<number> {

@@ -1,29 +1,24 @@
 /** Shared setup of the client tests against a real server on 127.0.0.1. */
 import type { Test } from 'tap'
-import type { AddressInfo } from 'node:net'
-import Fastify, { type FastifyInstance } from 'fastify'
-import longPollChat from '../../lib/index.js'
+import type { FastifyInstance } from 'fastify'
 import { createChatClient, type ChatClient, type ChatClientOptions, type ChatMessage } from '../../lib/client.js'
 import type { LongPollChatOptions } from '../../types/index.js'
+import { start } from './server.js'
 
 export interface Num { n: number }
 
 export type AppMessage = Extract<ChatMessage<Num>, { type: 'message' }>
 
-export const delay = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
-export async function until (cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 200 && !cond(); i++) await delay(25)
-}
-
-export async function startServer (t: Test, port = 0, options: LongPollChatOptions = {}): Promise<{ app: FastifyInstance, port: number, url: string }> {
-  // forceCloseConnections: see test/client.test.ts (a connection aborted before its first request).
-  const app = Fastify({ forceCloseConnections: true })
-  await app.register(longPollChat, { prefix: '/chat', pollTimeout: 2000, ...options })
-  await app.listen({ port, host: '127.0.0.1' })
-  t.teardown(() => app.close())
-  const address = app.server.address() as AddressInfo
-  return { app, port: address.port, url: `http://127.0.0.1:${address.port}/chat` }
+/**
+ * The plugin under /chat with a 2 s poll timeout, listening on 127.0.0.1 (`port` 0: any free
+ * port; a given one to restart a server where a client expects it).
+ */
+export async function startServer (t: Test, options: LongPollChatOptions = {}, port = 0): Promise<{ app: FastifyInstance, port: number, url: string }> {
+  // forceCloseConnections: a poll aborted right after its connection opened leaves a connection
+  // that never sends a request, which the default ('idle') does not close: app.close() would wait.
+  const s = await start(t, { prefix: '/chat', pollTimeout: 2000, ...options }, { listen: true, port, fastify: { forceCloseConnections: true } })
+  const listening = s.port as number
+  return { app: s.app, port: listening, url: `http://127.0.0.1:${listening}/chat` }
 }
 
 export function client (t: Test, options: ChatClientOptions): ChatClient<Num> {

@@ -1,31 +1,16 @@
 /**
- * Shared test helpers: start the plugin in a fresh Fastify instance, and talk to it over real
- * HTTP (node:http, one connection per request, so held polls, aborts and `app.close()` behave
- * as they do for real clients) or through `inject` when the instance is not listening.
+ * Talking to a test server (test/helpers/server.ts) over real HTTP (node:http, one connection per
+ * request, so held polls, aborts and `app.close()` behave as they do for real clients) or through
+ * `inject` when the instance is not listening; shortcuts for each route, and the assertion of an
+ * error answer.
  *
  * Paths given to `request()` are relative to the plugin's prefix unless `absolute` is set.
  */
-import { randomBytes } from 'node:crypto'
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import longPollChat from '../../lib/index.js'
+import type { FastifyInstance } from 'fastify'
 import { ERROR_CODES } from '../../lib/wire.js'
-import type { LongPollChatOptions, Message } from '../../types/index.js'
-
-/** The part of a tap `Test` the helpers need. */
-export interface TestLike {
-  teardown (fn: () => unknown): void
-}
-
-export interface TestServer {
-  app: FastifyInstance
-  prefix: string
-  /** The listening port, or null when requests go through `inject`. */
-  port: number | null
-  /** Closes the app once (later calls, and the teardown, do nothing). */
-  close (): Promise<void>
-  request (req: RequestOptions): Promise<Reply>
-}
+import type { Message } from '../../types/index.js'
+import type { TestLike, TestServer } from './server.js'
 
 export interface RequestOptions {
   method?: string
@@ -52,71 +37,6 @@ export interface Reply {
   ms: number
 }
 
-export interface StartOptions {
-  /** Listen on 127.0.0.1, port 0 (default false: use inject). */
-  listen?: boolean
-  fastify?: FastifyServerOptions
-}
-
-export const DEFAULT_PREFIX = '/chat'
-
-/**
- * With `PROTOCOL_STORE=redis` (and `REDIS_URL`), servers started without an explicit `store` use
- * a RedisStore on a key prefix of their own (its keys are deleted at teardown), so the protocol
- * tests can run against the Redis store too: `PROTOCOL_STORE=redis REDIS_URL=redis://127.0.0.1:6379/0
- * npx tap test/protocol-*.test.ts`. ioredis is loaded only then.
- */
-async function redisStore (t: TestLike): Promise<LongPollChatOptions['store']> {
-  const url = process.env.REDIS_URL
-  if (process.env.PROTOCOL_STORE !== 'redis') return undefined
-  if (url === undefined || url === '') throw new Error('PROTOCOL_STORE=redis needs REDIS_URL')
-  const { Redis } = await import('ioredis')
-  const { RedisStore } = await import('../../lib/stores/redis.js')
-  const client = new Redis(url)
-  const keyPrefix = `lpc-protocol-test:${randomBytes(6).toString('hex')}:`
-  t.teardown(async () => {
-    let cursor = '0'
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', keyPrefix + '*', 'COUNT', 1000)
-      cursor = next
-      if (keys.length > 0) await client.del(...keys)
-    } while (cursor !== '0')
-    await client.quit()
-  })
-  return new RedisStore({ client, keyPrefix })
-}
-
-/** Starts a Fastify instance with the plugin; it is closed in `t.teardown`. */
-export async function start (t: TestLike, options: LongPollChatOptions = {}, startOptions: StartOptions = {}): Promise<TestServer> {
-  const store = options.store ?? await redisStore(t) // registered first: its teardown runs after the app's close
-  const app = Fastify(startOptions.fastify ?? {})
-  let closed: Promise<void> | null = null
-  const close = async (): Promise<void> => {
-    closed ??= app.close()
-    await closed
-  }
-  t.teardown(close)
-  const opts: LongPollChatOptions = { prefix: DEFAULT_PREFIX, ...options, ...(store === undefined ? {} : { store }) }
-  await app.register(longPollChat, opts)
-  let port: number | null = null
-  if (startOptions.listen === true) {
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    const address = app.server.address()
-    if (address === null || typeof address === 'string') throw new Error('unexpected server address')
-    port = address.port
-  } else {
-    await app.ready()
-  }
-  const server: TestServer = {
-    app,
-    prefix: opts.prefix ?? '',
-    port,
-    close,
-    request: (req) => port === null ? injectRequest(server, req) : httpCall(port, server.prefix, req)
-  }
-  return server
-}
-
 function buildRequest (prefix: string, req: RequestOptions): { method: string, url: string, headers: Record<string, string>, body: string | Buffer | undefined } {
   const headers: Record<string, string> = {}
   let body: string | Buffer | undefined
@@ -140,10 +60,11 @@ function parse (text: string): any {
   }
 }
 
-async function injectRequest (server: TestServer, req: RequestOptions): Promise<Reply> {
-  const { method, url, headers, body } = buildRequest(server.prefix, req)
+/** One request through `app.inject` (the instance need not listen). */
+export async function injectRequest (app: FastifyInstance, prefix: string, req: RequestOptions): Promise<Reply> {
+  const { method, url, headers, body } = buildRequest(prefix, req)
   const started = Date.now()
-  const res = await server.app.inject({ method: method as 'GET', url, headers, payload: body })
+  const res = await app.inject({ method: method as 'GET', url, headers, payload: body })
   return { status: res.statusCode, headers: res.headers as IncomingHttpHeaders, text: res.body, body: parse(res.body), ms: Date.now() - started }
 }
 
@@ -245,42 +166,6 @@ export function members (s: TestServer, token: string, room: string): Promise<Re
 
 export function endSession (s: TestServer, token: string): Promise<Reply> {
   return s.request({ method: 'DELETE', path: '/session', token })
-}
-
-/* Time ---------------------------------------------------------------------------------------- */
-
-export function sleep (ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms))
-}
-
-/** Resolves with fn's first truthy result, checking every `interval` ms; throws after `timeout` ms. */
-export async function waitFor<T> (fn: () => T | Promise<T>, what: string, timeout = 3000, interval = 5): Promise<T> {
-  const deadline = Date.now() + timeout
-  for (;;) {
-    const v = await fn()
-    if (v) return v
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`)
-    await sleep(interval)
-  }
-}
-
-/** Waits until this instance holds exactly `n` polls. */
-export function waitHeld (s: TestServer, n: number, timeout = 3000): Promise<boolean> {
-  return waitFor(async () => (await s.app.longPoll.stats()).heldPolls === n, `${n} held poll(s)`, timeout)
-}
-
-/* Deterministic randomness ------------------------------------------------------------------ */
-
-/** mulberry32: a small seeded PRNG, so fuzz runs are reproducible. Returns floats in [0, 1). */
-export function prng (seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6D2B79F5) >>> 0
-    let x = a
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /* Assertions ---------------------------------------------------------------------------------- */
