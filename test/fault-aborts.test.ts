@@ -191,12 +191,12 @@ t.test('aborted polls do not keep their sessions alive: they expire after sessio
 const REDIS_URL = process.env.REDIS_URL
 const redisSkip = REDIS_URL === undefined || REDIS_URL === ''
   ? 'REDIS_URL not set'
-  : existsSync(join(__dirname, '..', 'lib', 'stores', 'redis.ts')) ? false : 'lib/stores/redis.ts does not exist'
+  : existsSync(join(__dirname, '..', 'lib', 'stores', 'redis', 'index.ts')) ? false : 'lib/stores/redis/index.ts does not exist'
 
 /** A Redis store on a fresh key prefix; the teardown closes `server()` first, then deletes the keys. */
 async function redisStore (t: Test, server: () => TestServer | null): Promise<MailboxStore> {
   // Imported lazily (the store by a computed name), so nothing of Redis loads without REDIS_URL.
-  const storeModule = '../lib/stores/redis.js'
+  const storeModule = '../lib/stores/redis/index.js'
   const { Redis } = await import('ioredis')
   const { RedisStore } = await import(storeModule) as { RedisStore: new (opts: { client: unknown, keyPrefix: string }) => MailboxStore }
   const prefix = `lpcfault:${randomBytes(6).toString('hex')}:`

@@ -131,12 +131,12 @@ t.test('every 3rd poll is cut a few ms after it was sent (held, being answered, 
 const REDIS_URL = process.env.REDIS_URL
 const redisSkip = REDIS_URL === undefined || REDIS_URL === ''
   ? 'REDIS_URL not set'
-  : existsSync(join(__dirname, '..', 'lib', 'stores', 'redis.ts')) ? false : 'lib/stores/redis.ts does not exist'
+  : existsSync(join(__dirname, '..', 'lib', 'stores', 'redis', 'index.ts')) ? false : 'lib/stores/redis/index.ts does not exist'
 
 t.test('Redis: two instances behind the lossy proxy, requests and broadcasts alternating between them', { skip: redisSkip }, async (t) => {
   const TOTAL = 600
   // Imported lazily (the store by a computed name), so nothing of Redis loads without REDIS_URL.
-  const storeModule = '../lib/stores/redis.js'
+  const storeModule = '../lib/stores/redis/index.js'
   const { Redis } = await import('ioredis')
   const { RedisStore } = await import(storeModule) as { RedisStore: new (opts: { client: unknown, keyPrefix: string }) => MailboxStore }
   const prefix = `lpcfault:${randomBytes(6).toString('hex')}:`

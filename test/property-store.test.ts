@@ -23,7 +23,7 @@
  * TTL boundary a store puts the exact millisecond.
  *
  * Runs against MemoryStore always, and against RedisStore when REDIS_URL is set and
- * lib/stores/redis.ts exists. PROPERTY_RUNS and PROPERTY_SEED override the run count and seed.
+ * lib/stores/redis/index.ts exists. PROPERTY_RUNS and PROPERTY_SEED override the run count and seed.
  */
 import { AssertionError } from 'node:assert'
 import { createHash, randomBytes } from 'node:crypto'
@@ -466,14 +466,14 @@ function suite (parent: Tap, name: string, factory: StoreFactory, runs: number):
 suite(t, 'memory', async () => ({ store: new MemoryStore(), cleanup: async () => {} }), RUNS > 0 ? RUNS : 300)
 
 const REDIS_URL = process.env.REDIS_URL
-const redisFile = join(__dirname, '..', 'lib', 'stores', 'redis.ts')
+const redisFile = join(__dirname, '..', 'lib', 'stores', 'redis', 'index.ts')
 const redisSkip = REDIS_URL === undefined || REDIS_URL === ''
   ? 'REDIS_URL not set'
-  : existsSync(redisFile) ? false : 'lib/stores/redis.ts does not exist'
+  : existsSync(redisFile) ? false : 'lib/stores/redis/index.ts does not exist'
 
 t.test('redis', { skip: redisSkip }, async (t) => {
   // Imported lazily (and by a computed name), so nothing of Redis loads without REDIS_URL.
-  const storeModule = '../lib/stores/redis.js'
+  const storeModule = '../lib/stores/redis/index.js'
   const { Redis } = await import('ioredis')
   const { RedisStore } = await import(storeModule) as { RedisStore: new (opts: { client: unknown, keyPrefix: string }) => MailboxStore }
   const client = new Redis(REDIS_URL as string, { maxRetriesPerRequest: 1 })

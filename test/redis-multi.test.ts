@@ -29,7 +29,7 @@ const noRedisServer = spawnSync('redis-server', ['--version']).status !== 0 && '
 
 t.test('several instances on one Redis', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t) => {
   const { Redis } = await import('ioredis')
-  const { RedisStore } = await import('../lib/stores/redis.js')
+  const { RedisStore } = await import('../lib/stores/redis/index.js')
 
   async function deleteKeys (c: RedisClient, prefix: string): Promise<void> {
     let cursor = '0'

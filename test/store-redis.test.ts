@@ -10,7 +10,7 @@ import { freePort } from './helpers/redis.js'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import type { Redis as RedisClient } from 'ioredis'
-import type { RedisStore as RedisStoreClass } from '../lib/stores/redis.js'
+import type { RedisStore as RedisStoreClass } from '../lib/stores/redis/index.js'
 import type { StoreConfig, StoreEvent } from '../types/index.js'
 import { storeContract } from './helpers/store-contract.js'
 
@@ -60,7 +60,7 @@ async function until (what: string, check: () => boolean | Promise<boolean>, ms 
 
 t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t) => {
   const { Redis } = await import('ioredis')
-  const { RedisStore } = await import('../lib/stores/redis.js')
+  const { RedisStore } = await import('../lib/stores/redis/index.js')
   const url = REDIS_URL as string
 
   /** A client for the test, quit (and its prefix's keys deleted) in teardown. */
@@ -290,7 +290,7 @@ t.test('RedisStore', { skip: REDIS_URL ? false : 'REDIS_URL not set' }, async (t
     const store = new RedisStore({ client: c, keyPrefix: prefix })
     await store.init(CONFIG, () => {})
     t.same(await names(), [subscriberName], 'init opened one subscriber connection, named after the prefix')
-    const sub = (store as unknown as { subscriber: RedisClient }).subscriber
+    const sub = (store as unknown as { connection: { subscriber: RedisClient } }).connection.subscriber
     await store.close()
     t.equal(sub.status, 'end', 'the subscriber is closed')
     t.equal(c.status, 'ready', 'the user\'s client is not')

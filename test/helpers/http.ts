@@ -70,7 +70,7 @@ async function redisStore (t: TestLike): Promise<LongPollChatOptions['store']> {
   if (process.env.PROTOCOL_STORE !== 'redis') return undefined
   if (url === undefined || url === '') throw new Error('PROTOCOL_STORE=redis needs REDIS_URL')
   const { Redis } = await import('ioredis')
-  const { RedisStore } = await import('../../lib/stores/redis.js')
+  const { RedisStore } = await import('../../lib/stores/redis/index.js')
   const client = new Redis(url)
   const keyPrefix = `lpc-protocol-test:${randomBytes(6).toString('hex')}:`
   t.teardown(async () => {
