@@ -45,7 +45,7 @@ import * as messageScripts from './message-scripts.js'
 import * as sessionScripts from './session-scripts.js'
 import type { EndedReply } from './session-scripts.js'
 
-const { createSession, authenticate, endSession, join, leave, members, hasSession, sweep, stats } = sessionScripts
+const { createSession, authenticate, endSession, join, leave, members, sweep, stats } = sessionScripts
 const { publish, read, beginPoll, endPoll } = messageScripts
 /** Every script, for `defineCommand` in init(). */
 const SCRIPTS: ReadonlyArray<Script<never, unknown>> = [...Object.values(sessionScripts), ...Object.values(messageScripts)]
@@ -80,8 +80,8 @@ export class RedisStore implements MailboxStore {
   private readonly sweepBatch: number
   private config: StoreConfig | null = null
   /**
-   * The latest `now` any call passed (as the memory store keeps it): `members()` and
-   * `hasSession()`, which get no `now`, leave out sessions expired by then but not yet swept.
+   * The latest `now` any call passed (as the memory store keeps it): `members()`, which gets no
+   * `now`, leaves out sessions expired by then but not yet swept.
    */
   private clock = -1
 
@@ -141,10 +141,6 @@ export class RedisStore implements MailboxStore {
   async members (room?: string): Promise<Member[]> {
     const rows = await this.call(members, { room: room ?? null, clock: this.clock })
     return rows.map(([id, prof, ls]) => ({ id, profile: parseProfile(prof), lastSeen: Number(ls) }))
-  }
-
-  async hasSession (sessionId: string): Promise<boolean> {
-    return (await this.call(hasSession, { id: sessionId, clock: this.clock })) === 1
   }
 
   async publish (message: OutgoingMessage, now: number): Promise<number> {

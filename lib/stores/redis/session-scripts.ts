@@ -101,16 +101,6 @@ end
 return out
 `)
 
-/** 1 when the session exists and is alive at `clock`. */
-export const hasSession = script<0 | 1>()('lpcHas', {
-  id: 'string',
-  clock: 'number'
-}, `
-local score = redis.call('ZSCORE', P .. 'sessions', id)
-if score and tonumber(score) > clock then return 1 end
-return 0
-`)
-
 /** Ends up to `batch` sessions expired at `now`. */
 export const sweep = script<EndedReply[]>()('lpcSweep', {
   now: 'number',
