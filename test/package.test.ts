@@ -66,6 +66,17 @@ t.test('the browser build of the client is one standalone ES module', async (t) 
   t.equal(out, 'ChatClient,ChatClientError,createChatClient,default true', 'its exports')
 })
 
+t.test('the Redis store loads from its subpath, without loading ioredis', async (t) => {
+  const cjs = run(['-e', `
+    const { RedisStore } = require('fastify-long-poll-chat/redis')
+    console.log(typeof RedisStore, Object.keys(require.cache).some((f) => f.includes('/node_modules/ioredis/')))`])
+  t.equal(cjs, 'function false')
+  const esm = run(['--input-type=module', '-e', `
+    import { RedisStore } from 'fastify-long-poll-chat/redis'
+    console.log(typeof RedisStore)`])
+  t.equal(esm, 'function')
+})
+
 t.test('types resolve from the exports map', async (t) => {
   t.ok(existsSync(join(root, 'dist/lib/index.d.ts')))
   t.ok(existsSync(join(root, 'dist/types/index.d.ts')))
