@@ -11,19 +11,26 @@
  * stops on 409 (another poller took the session) instead of fighting over it; and `close()`
  * aborts the held poll and ends the session.
  *
+ * With `persist` it keeps its session in the page's storage and resumes it on the next load; with
+ * `shared` the tabs of an origin share one session and one held poll (one tab leads and polls,
+ * the others receive its batches).
+ *
  * The files: this one holds the session and the poll loop (state, retries, registering again);
  * http.ts the requests (one method per route, timeouts, error mapping); inbox.ts the consumers
  * (events, async iteration, backpressure); queue.ts small data structures; types.ts the public
- * types and `ChatClientError`.
+ * types and `ChatClientError`; storage.ts what `persist` keeps; tabs.ts and batches.ts the tab
+ * group of `shared` (leader election, handover, order of the shared poll responses).
  */
 import type { ErrorCode, MessageBody, RegisterBody } from '../wire.js'
 import { toClientError, Transport } from './http.js'
 import { Inbox, type Listener } from './inbox.js'
 import { RecentIds, sleep, type Sleep } from './queue.js'
+import { Progress, SessionStore } from './storage.js'
+import { TabGroup, type Batch, type TabHost, type View } from './tabs.js'
 import {
   ChatClientError, type ChatClientEvents, type ChatClientOptions, type ChatEventName, type ChatMember,
-  type ChatMessage, type ChatSession, type ChatState, type CloseReason, type Profile, type SendResult,
-  type SendTarget
+  type ChatMessage, type ChatRole, type ChatSession, type ChatState, type CloseOptions, type CloseReason,
+  type Profile, type SendResult, type SendTarget
 } from './types.js'
 
 export * from './types.js'
@@ -31,7 +38,7 @@ export * from './types.js'
 export class ChatClient<T = unknown, P extends Profile = Profile> implements AsyncIterable<ChatMessage<T, P>> {
   private readonly transport: Transport
   private readonly profile: P | null
-  private readonly rooms: Set<string>
+  private rooms: Set<string>
   private readonly opts: ChatClientOptions<P>
   private readonly retryMin: number
   private readonly retryMax: number
@@ -54,6 +61,15 @@ export class ChatClient<T = unknown, P extends Profile = Profile> implements Asy
   private resolveReady: () => void = () => {}
   private rejectReady: (err: Error) => void = () => {}
   private readonly onOnline = (): void => { this.reconnect() }
+  /** `persist`: where the session is kept, and which poll responses the application took. */
+  private readonly store: SessionStore | null
+  private readonly progress: Progress
+  /** `shared`: the tab group (null when polling alone). */
+  private readonly group: TabGroup | null = null
+  /** Aborts the poll in flight (a tab of the group found the session expired). */
+  private pollAbort: AbortController | null = null
+  /** Followers waiting for the group's session. */
+  private readonly sessionWaiters = new Set<() => void>()
 
   constructor (options: ChatClientOptions<P>) {
     if (typeof options?.url !== 'string' || options.url === '') throw new TypeError('createChatClient: `url` is required')
@@ -67,20 +83,37 @@ export class ChatClient<T = unknown, P extends Profile = Profile> implements Asy
     this.retryMax = Math.max(this.retryMin, options.retry?.max ?? 10_000)
     this.inbox = new Inbox<T, P>(Math.max(1, options.highWaterMark ?? 1000))
     this.recent = new RecentIds(options.dedupeWindow ?? 2048)
-    if (options.session !== undefined) {
+    const name = options.name ?? 'longpoll-chat:' + absolute(options.url)
+    const shared = options.shared === true ? {} : (options.shared === false ? undefined : options.shared)
+    const perTab = shared === undefined || !TabGroup.supported(shared)
+    this.store = SessionStore.create(options.persist, name, perTab)
+    const saved = this.store?.load() ?? null
+    // Alone, a kept session that a live page marked as its own is a duplicated tab's: not ours to poll.
+    const resumed = saved !== null && !(perTab && saved.open) ? saved : null
+    if (resumed !== null) {
+      this.current = { id: resumed.id, token: resumed.token, cursor: resumed.cursor }
+      this.rooms = new Set(resumed.rooms)
+      for (const id of resumed.ids) this.recent.add(id)
+    } else if (options.session !== undefined) {
       this.current = { ...options.session }
-      this.lastId = options.session.id
     }
+    this.lastId = this.current?.id ?? null
+    this.progress = new Progress({ cursor: this.current?.cursor ?? null, seq: resumed?.seq ?? 0, total: resumed?.total ?? 0 }, resumed?.ids ?? [])
     this.readyPromise = new Promise<void>((resolve, reject) => {
       this.resolveReady = resolve
       this.rejectReady = reject
     })
     // Nobody has to await ready(): never report it as an unhandled rejection.
     this.readyPromise.catch(() => {})
-    const target = globalThis as { addEventListener?: (type: string, fn: () => void) => void }
-    if (typeof target.addEventListener === 'function') target.addEventListener('online', this.onOnline)
-    this.loop = this.run()
+    lifecycle(true, this.onOnline, this.onHide, this.onShow)
+    if (this.current !== null) this.resolveReady()
+    if (shared !== undefined && !perTab) this.group = TabGroup.create(name, shared, this.host(), resumed === null ? null : resumed.seq)
+    this.loop = this.group === null ? this.run(this.closeController.signal) : Promise.resolve()
+    this.save()
   }
+
+  private readonly onHide = (): void => this.save(false)
+  private readonly onShow = (): void => this.save(true)
 
   /** This client's session id (public, used by others to address direct messages); null before registration. */
   get id (): string | null {
@@ -94,6 +127,12 @@ export class ChatClient<T = unknown, P extends Profile = Profile> implements Asy
 
   get state (): ChatState {
     return this.currentState
+  }
+
+  /** Whether this tab polls for itself, for its tab group, or receives from another tab. */
+  get role (): ChatRole {
+    if (this.group === null) return 'single'
+    return this.group.isLeader ? 'leader' : 'follower'
   }
 
   /** Why the client is closed; null while it runs. */
@@ -139,12 +178,14 @@ export class ChatClient<T = unknown, P extends Profile = Profile> implements Asy
   async join (room: string): Promise<void> {
     await this.authed(token => this.transport.join(token, room))
     this.rooms.add(room)
+    this.roomsChanged()
   }
 
   /** Leaves a room (a no-op for a room the session is not in). */
   async leave (room: string): Promise<void> {
     await this.authed(token => this.transport.leave(token, room))
     this.rooms.delete(room)
+    this.roomsChanged()
   }
 
   /** The room's live members (the session must be one). */
@@ -159,45 +200,61 @@ export class ChatClient<T = unknown, P extends Profile = Profile> implements Asy
     this.backoff?.cancel()
   }
 
-  /** Stops polling (aborting the held poll), ends the session on the server, and resolves when done. */
-  close (): Promise<void> {
-    this.closing ??= this.shutdown('closed')
+  /**
+   * Stops polling (aborting the held poll), ends the session on the server (in a tab group: for
+   * every tab), forgets it in storage, and resolves when done. With `keepSession`, only stops:
+   * the session stays on the server and in storage, and the other tabs of a group go on.
+   */
+  close (options?: CloseOptions): Promise<void> {
+    this.closing ??= this.shutdown('closed', undefined, options?.keepSession === true)
     return this.closing
   }
 
   /* ---------------------------------------------------------------------------------------- */
 
-  private async shutdown (reason: CloseReason, error?: ChatClientError): Promise<void> {
+  /** `keep`: leave the session as it is; `told`: another tab of the group ended it. */
+  private async shutdown (reason: CloseReason, error?: ChatClientError, keep = false, told = false): Promise<void> {
     if (this.reason === null) this.reason = reason
     this.closeController.abort()
     this.backoff?.cancel()
     this.inbox.stopWaiting()
-    const target = globalThis as { removeEventListener?: (type: string, fn: () => void) => void }
-    if (typeof target.removeEventListener === 'function') target.removeEventListener('online', this.onOnline)
+    lifecycle(false, this.onOnline, this.onHide, this.onShow)
+    for (const wake of this.sessionWaiters) wake()
+    const ends = !keep && !told && reason !== 'superseded'
+    if (this.group !== null) {
+      if (ends) this.group.end(reason, error?.message ?? 'The session was ended in another tab')
+      await this.group.leave()
+    }
     await this.loop
     if (this.registering !== null) await this.registering.catch(() => {})
     const session = this.current
-    if (reason === 'closed' && session !== null) await this.transport.endSession(session.token).catch(() => {})
+    if (reason === 'closed' && ends && session !== null) await this.transport.endSession(session.token).catch(() => {})
+    if (keep) this.save(false)
+    else this.store?.clear()
     this.rejectReady(new ChatClientError('The client closed before it registered', 'LONGPOLL_CLIENT_CLOSED'))
     this.inbox.end()
     this.setState('closed', error)
   }
 
-  private async run (): Promise<void> {
-    if (this.current !== null) this.resolveReady()
-    while (!this.closeController.signal.aborted) {
+  /** The poll loop, until `signal` aborts: the client closes, or (in a tab group) this tab stops leading. */
+  private async run (signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
       let session: ChatSession | null = this.current
       try {
         session ??= await this.register(null)
-        await this.inbox.waitForRoom(this.closeController.signal)
-        if (this.closeController.signal.aborted) break
-        await this.poll(session)
+        // With `persist`, a cursor is acknowledged (sent) only once the application took what came before it.
+        await this.inbox.waitForRoom(signal, this.store === null ? undefined : 1)
+        if (signal.aborted) break
+        this.save()
+        await this.poll(session, signal)
         this.failures = 0
         if (this.currentState !== 'live') this.setState('live')
       } catch (err) {
-        if (this.closeController.signal.aborted) break
+        if (signal.aborted) break
         const error = toClientError(err)
-        if (error.statusCode === 409) {
+        if (error.statusCode === 409 && this.group !== null) {
+          // A tab that had lost the lead (frozen, then woken) polled once more: poll again.
+        } else if (error.statusCode === 409) {
           this.inbox.emit('superseded', { error })
           this.closing ??= this.shutdown('superseded', error)
           break
@@ -269,37 +326,155 @@ export class ChatClient<T = unknown, P extends Profile = Profile> implements Asy
     }
     const session: ChatSession = { id: res.id, token: res.token, cursor: res.cursor }
     if (typeof res.pollTimeoutMs === 'number') this.pollTimeoutMs = res.pollTimeoutMs
-    const previous = this.lastId
-    this.lastId = session.id
-    this.current = session
-    this.resolveReady()
+    this.useSession(session)
     if (this.currentState !== 'closed') this.setState('live')
-    this.inbox.emit('session', { id: session.id, previousId: previous })
     return session
   }
 
-  private async poll (session: ChatSession): Promise<void> {
+  /** A session this tab did not have: registered here, or learned from the tab group. */
+  private useSession (session: ChatSession): void {
+    const previous = this.lastId
+    this.lastId = session.id
+    this.current = session
+    this.progress.reset({ cursor: session.cursor, seq: this.group?.position.seq ?? 0, total: this.group?.position.total ?? 0 })
+    this.resolveReady()
+    for (const wake of this.sessionWaiters) wake()
+    this.save()
+    this.group?.announce()
+    if (previous !== session.id) this.inbox.emit('session', { id: session.id, previousId: previous })
+  }
+
+  private async poll (session: ChatSession, signal: AbortSignal): Promise<void> {
     // After a failure, the first poll asks for an answer at once (wait=0): a held poll says
     // nothing until it is answered, and the client should know it is live again right away.
     const wait = this.currentState === 'retrying' ? 0 : this.opts.wait
     const holdMs = wait === undefined ? this.pollTimeoutMs : Math.min(wait, this.pollTimeoutMs)
-    const res = await this.transport.poll(session.token, { cursor: session.cursor, wait, holdMs })
-    if (this.current !== session) return
-    session.cursor = res.cursor
-    if (res.missed > 0) this.inbox.emit('missed', { count: res.missed })
-    for (const message of res.messages) {
-      if (this.recent.add(message.id)) this.inbox.deliver(message as ChatMessage<T, P>)
+    this.pollAbort = new AbortController()
+    const abort = (): void => this.pollAbort?.abort()
+    signal.addEventListener('abort', abort)
+    let res
+    try {
+      res = await this.transport.poll(session.token, { cursor: session.cursor, wait, holdMs }, this.pollAbort.signal)
+    } catch (err) {
+      // Aborted by the group (the session expired): register again; by `signal`: the caller stops.
+      if (this.pollAbort.signal.aborted && this.current !== session) return
+      throw err
+    } finally {
+      signal.removeEventListener('abort', abort)
     }
+    if (this.current !== session || signal.aborted) return
+    const batch = { session: { id: session.id, token: session.token }, cursor: res.cursor, messages: res.messages, missed: res.missed }
+    if (this.group === null) this.take({ ...batch, seq: 0, total: 0 }, false)
+    else if (res.messages.length > 0 || res.missed > 0 || res.cursor !== session.cursor) this.group.publish(batch)
+  }
+
+  /** A poll response (this tab's, or one of its group's batches): hands its new messages over. */
+  private take (batch: Batch, late: boolean): void {
+    if (this.reason !== null) return
+    if (!late) {
+      if (this.current?.id !== batch.session.id) this.useSession({ ...batch.session, cursor: batch.cursor })
+      ;(this.current as ChatSession).cursor = batch.cursor
+      if (batch.missed > 0) this.inbox.emit('missed', { count: batch.missed })
+    }
+    for (const message of batch.messages) {
+      if (!this.recent.add(message.id)) continue
+      this.progress.deliver(message.id)
+      this.inbox.deliver(message as ChatMessage<T, P>)
+    }
+    if (!late) this.progress.mark({ cursor: batch.cursor, seq: batch.seq, total: batch.total })
+    this.save()
+  }
+
+  /** `persist`: keeps the session and the position the application has taken. */
+  private save (open = true): void {
+    const session = this.current
+    if (this.store === null || session === null) return
+    const backlog = this.inbox.backlog()
+    const taken = this.progress.position(backlog)
+    this.store.save({ ...session, ...taken, rooms: [...this.rooms], ids: this.progress.takenIds(backlog), open })
+  }
+
+  private roomsChanged (): void {
+    this.save()
+    this.group?.rooms([...this.rooms])
+  }
+
+  /** What the tab group needs of this client (tabs.ts). */
+  private host (): TabHost {
+    return {
+      lead: async (signal) => {
+        this.inbox.emit('role', { role: 'leader' })
+        try {
+          await this.run(signal)
+        } finally {
+          if (this.reason === null) this.inbox.emit('role', { role: 'follower' })
+        }
+      },
+      view: () => ({
+        session: this.current === null ? null : { id: this.current.id, token: this.current.token },
+        cursor: this.current?.cursor ?? null,
+        rooms: [...this.rooms],
+        state: this.currentState
+      }),
+      batch: (batch, late) => this.take(batch, late),
+      adopt: (view: View) => {
+        if (this.reason !== null) return
+        this.rooms = new Set(view.rooms)
+        if (view.session !== null) {
+          if (this.current?.id !== view.session.id) this.useSession({ ...view.session, cursor: view.cursor })
+          ;(this.current as ChatSession).cursor = view.cursor
+          this.progress.mark({ cursor: view.cursor, seq: view.seq, total: view.total })
+        }
+        if (this.group?.isLeader === false && view.state !== 'closed') this.setState(view.state)
+        this.save()
+      },
+      lost: (count) => { if (count > 0) this.inbox.emit('missed', { count }) },
+      rooms: (rooms) => {
+        this.rooms = new Set(rooms)
+        this.save()
+      },
+      end: (reason, message) => {
+        const error = new ChatClientError(message, reason === 'refused' ? 'LONGPOLL_REGISTER_REFUSED' : 'LONGPOLL_CLIENT_CLOSED')
+        this.closing ??= this.shutdown(reason, reason === 'refused' ? error : undefined, false, true)
+      },
+      expired: (id) => {
+        if (this.current?.id !== id) {
+          this.group?.announce()
+          return
+        }
+        this.current = null
+        this.pollAbort?.abort()
+        this.reconnect()
+      }
+    }
+  }
+
+  /** Follower: the group's session (another than `stale`), once the leading tab has one. */
+  private async groupSession (stale: ChatSession | null): Promise<ChatSession> {
+    if (stale !== null) this.group?.expired(stale.id)
+    for (let i = 0; i < 2; i++) {
+      const current = this.current
+      if (current !== null && current.id !== stale?.id) return current
+      if (this.reason !== null) break
+      const wait = sleep(this.opts.requestTimeout ?? 15_000)
+      this.sessionWaiters.add(wait.cancel)
+      await wait.promise
+      this.sessionWaiters.delete(wait.cancel)
+    }
+    if (this.reason !== null) throw new ChatClientError('The client is closed', 'LONGPOLL_CLIENT_CLOSED')
+    throw new ChatClientError('No session from the leading tab', 'LONGPOLL_CLIENT_TIMEOUT')
   }
 
   /** An authenticated request; on 401 registers again and retries once. */
   private async authed<R> (call: (token: string) => Promise<R>): Promise<R> {
     if (this.reason !== null) throw new ChatClientError('The client is closed', 'LONGPOLL_CLIENT_CLOSED')
-    let session = this.current ?? await this.register(null)
+    const follower = (): boolean => this.group !== null && !this.group.isLeader
+    let session = this.current ?? (follower() ? await this.groupSession(null) : await this.register(null))
     try {
       return await call(session.token)
     } catch (err) {
       if (!(err instanceof ChatClientError) || err.statusCode !== 401 || this.reason !== null) throw err
+      if (follower()) return await call((await this.groupSession(session)).token)
       if (this.current === session) this.current = null
       session = await this.register(session)
       this.backoff?.cancel()
@@ -315,7 +490,31 @@ export class ChatClient<T = unknown, P extends Profile = Profile> implements Asy
     if (state === 'closed' && this.reason !== null) event.reason = this.reason
     if (error !== undefined) event.error = error
     this.inbox.emit('state', event)
+    this.group?.announce()
   }
+}
+
+/** The URL resolved against the page (for names that differ between two chats of one origin). */
+function absolute (url: string): string {
+  try {
+    const base = (globalThis as { location?: { href?: string } }).location?.href
+    return new URL(url, base).href
+  } catch {
+    return url
+  }
+}
+
+interface Target { addEventListener?: (type: string, fn: () => void) => void, removeEventListener?: (type: string, fn: () => void) => void }
+
+/** `online` (retry at once), and the page hiding and showing (keep the session's state). */
+function lifecycle (add: boolean, online: () => void, hide: () => void, show: () => void): void {
+  const win = globalThis as Target & { document?: Target }
+  const method = add ? 'addEventListener' : 'removeEventListener'
+  win[method]?.('online', online)
+  win[method]?.('pagehide', hide)
+  win[method]?.('pageshow', show)
+  win.document?.[method]?.('freeze', hide)
+  win.document?.[method]?.('resume', show)
 }
 
 /**
