@@ -186,7 +186,8 @@ export class DeliveryCore {
     if (previous !== undefined) this.finish(previous, new PollSupersededError())
     const raw = reply.raw as RawWithHeld
     // The client may have gone while the request was authenticated: 'close' has fired already.
-    if (raw.destroyed || raw.socket === null || raw.socket.destroyed) return
+    // (Over HTTP/2, `reply.raw` is an Http2ServerResponse: its `socket` is undefined once the stream closed.)
+    if (raw.destroyed || raw.socket == null || raw.socket.destroyed) return
     // Registered before the first read: a publish during the read marks it pending.
     this.held.set(sessionId, held)
     raw[kHeld] = held
