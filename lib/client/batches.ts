@@ -93,6 +93,13 @@ export class BatchLog {
     this.flush()
   }
 
+  /** The leader is at `seq`: ask for what this tab lacks (it missed batches without a gap to show it). */
+  behind (seq: number): void {
+    if (!this.synced || seq <= this.seq || this.gapTimer !== undefined) return
+    this.need(this.seq)
+    this.gapTimer = setTimeout(() => this.stop(), this.gapMs)
+  }
+
   /** A follower's welcome: the leader's view and the batches this tab missed. */
   catchUp (view: View, batches: Batch[]): void {
     if (this.synced) return
@@ -104,6 +111,8 @@ export class BatchLog {
       this.total = Math.max(0, view.total - heard.reduce((n, seq) => n + (this.early.get(seq) as Batch).messages.length, 0))
       this.fresh = false
     } else {
+      // Batches up to its own number: only what it lacks counts (a tab replaced while it led).
+      for (const b of batches.filter(b => b.seq <= this.seq).sort((x, y) => x.seq - y.seq)) this.sink.batch(b, true)
       for (const b of batches) if (b.seq > this.seq) this.early.set(b.seq, b)
       if (this.early.size === 0 && view.seq > this.seq) {
         this.sink.lost(Math.max(0, view.total - this.total))

@@ -20,33 +20,10 @@
  * This file knows nothing of HTTP: the client (index.ts) is its `TabHost`.
  */
 import { BatchLog, type Batch, type BatchSink, type View } from './batches.js'
-import { sleep } from './queue.js'
-import type { CloseReason } from './types.js'
+import { pageLifecycle, sleep } from './queue.js'
+import type { ChannelLike, CloseReason, LockManagerLike, SharedOptions } from './types.js'
 
 export type { Batch, SharedSession, View } from './batches.js'
-
-/** The Web Locks API, as far as the group uses it. */
-export interface LockManagerLike {
-  request: (name: string, options: { steal?: boolean, signal?: AbortSignal }, callback: (lock: unknown) => Promise<void>) => Promise<unknown>
-}
-
-/** A `BroadcastChannel`, as far as the group uses it. */
-export interface ChannelLike {
-  onmessage: ((event: { data: unknown }) => void) | null
-  postMessage: (message: unknown) => void
-  close: () => void
-}
-
-export interface SharedOptions {
-  /** Ping period of followers, ms (1000); a leader silent for twice that (plus jitter) is replaced. */
-  heartbeat?: number
-  /** How long a new leader waits for the other tabs' newest batches, ms (150). */
-  settle?: number
-  /** Defaults to `navigator.locks`. */
-  locks?: LockManagerLike
-  /** Defaults to the global `BroadcastChannel`. */
-  BroadcastChannel?: new (name: string) => ChannelLike
-}
 
 /** The part of a view the client keeps (the group adds its sequence numbers). */
 export type HostView = Omit<View, 'seq' | 'total'>
@@ -68,7 +45,7 @@ type Msg =
   | { t: 'batch', from: string, epoch: number, batch: Batch }
   | { t: 'view', from: string, epoch: number, view: View }
   | { t: 'ping', from: string }
-  | { t: 'pong', from: string, epoch: number }
+  | { t: 'pong', from: string, epoch: number, seq: number }
   | { t: 'lead', from: string, epoch: number, after: number }
   | { t: 'sync', from: string, to: string, view: View, batches: Batch[] }
   | { t: 'need', from: string, after: number }
@@ -76,17 +53,8 @@ type Msg =
   | { t: 'expired', from: string, id: string }
   | { t: 'end', from: string, reason: CloseReason, message: string }
 
-interface EventTargetLike { addEventListener?: (type: string, fn: () => void) => void, removeEventListener?: (type: string, fn: () => void) => void }
-
-/** Page lifecycle: `pagehide`/`pageshow` on the window, `freeze`/`resume` on the document. */
-function lifecycle (add: boolean, suspend: () => void, resume: () => void): void {
-  const win = globalThis as EventTargetLike & { document?: EventTargetLike }
-  const method = add ? 'addEventListener' : 'removeEventListener'
-  win[method]?.('pagehide', suspend)
-  win[method]?.('pageshow', resume)
-  win.document?.[method]?.('freeze', suspend)
-  win.document?.[method]?.('resume', resume)
-}
+/** Batches asked for again, before its own newest, by a tab that was replaced while it led. */
+const RESYNC_OVERLAP = 16
 
 export class TabGroup {
   readonly tabId = Math.random().toString(36).slice(2) + Date.now().toString(36)
@@ -137,7 +105,7 @@ export class TabGroup {
     this.pingAt = Date.now()
     this.queue(false)
     this.timer = setInterval(() => this.tick(), this.heartbeat)
-    lifecycle(true, this.onFreeze, this.onResume)
+    pageLifecycle(true, { hide: this.onFreeze, show: this.onResume })
   }
 
   /** The newest sequence number and message count this tab handed over. */
@@ -182,7 +150,7 @@ export class TabGroup {
     this.closed = true
     clearInterval(this.timer)
     this.log.stop()
-    lifecycle(false, this.onFreeze, this.onResume)
+    pageLifecycle(false, { hide: this.onFreeze, show: this.onResume })
     this.queued?.abort()
     this.leading?.abort()
     await this.leadDone
@@ -244,7 +212,10 @@ export class TabGroup {
       lost = true
       // Stolen while held (a tab found this one silent): stop leading; the callback re-queues.
       const held = lead as AbortController | null
-      held?.abort()
+      if (held !== null && !held.signal.aborted) {
+        held.abort()
+        this.resync()
+      }
       // Not granted: this tab left the queue (to steal, or to close), or a steal failed: queue again.
       if (!granted && steal) this.queue(false)
     })
@@ -300,8 +271,22 @@ export class TabGroup {
     this.pingAt = null
     if (epoch > this.epoch) {
       this.epoch = epoch
-      this.leading?.abort()
+      if (this.isLeader) {
+        this.leading?.abort()
+        this.resync()
+      }
     }
+  }
+
+  /**
+   * This tab led while another one took over (it was silent: hung, or frozen without a `freeze`):
+   * what it was sent meanwhile is lost, and the batches it shared since may carry the numbers of
+   * other batches. It asks the new leader again, from a little before, and keeps what is new by id.
+   */
+  private resync (): void {
+    this.log.unsync()
+    this.pingAt = Date.now()
+    this.post({ t: 'hello', from: this.tabId, after: Math.max(0, this.log.seq - RESYNC_OVERLAP) })
   }
 
   private receive (msg: Msg): void {
@@ -325,13 +310,17 @@ export class TabGroup {
       case 'view':
         if (msg.epoch < this.epoch) break
         this.heardLeader(msg.epoch)
-        if (this.log.synced) this.host.adopt(msg.view)
+        if (this.log.synced) {
+          this.host.adopt(msg.view)
+          this.log.behind(msg.view.seq)
+        }
         break
       case 'ping':
-        if (this.isLeader) this.post({ t: 'pong', from: this.tabId, epoch: this.epoch })
+        if (this.isLeader) this.post({ t: 'pong', from: this.tabId, epoch: this.epoch, seq: this.log.seq })
         break
       case 'pong':
         this.heardLeader(msg.epoch)
+        if (msg.epoch >= this.epoch) this.log.behind(msg.seq)
         break
       case 'lead':
         if (msg.epoch <= this.epoch && this.isLeader) break

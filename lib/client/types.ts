@@ -5,10 +5,8 @@
  */
 import type { Member as WireMember, Message as WireMessage, MessageReply, Profile as WireProfile } from '../wire.js'
 import type { PersistOption } from './storage.js'
-import type { SharedOptions } from './tabs.js'
 
 export type { ChatStorage, PersistOption } from './storage.js'
-export type { ChannelLike, LockManagerLike, SharedOptions } from './tabs.js'
 
 /** A profile: small app data shown to others in member lists (for example a display name). */
 export type Profile = WireProfile
@@ -142,6 +140,30 @@ export interface ChatClientOptions<P extends Profile = Profile> {
   shared?: boolean | SharedOptions
   /** The storage key and tab group name (default: derived from the absolute `url`). */
   name?: string
+}
+
+/** The Web Locks API, as far as the group uses it. */
+export interface LockManagerLike {
+  request: (name: string, options: { steal?: boolean, signal?: AbortSignal }, callback: (lock: unknown) => Promise<void>) => Promise<unknown>
+}
+
+/** A `BroadcastChannel`, as far as the group uses it. */
+export interface ChannelLike {
+  onmessage: ((event: { data: unknown }) => void) | null
+  postMessage: (message: unknown) => void
+  close: () => void
+}
+
+/** `shared`: the tab group's timing, and the APIs it uses (for tests, or other environments). */
+export interface SharedOptions {
+  /** Ping period of followers, ms (1000); a leader silent for twice that (plus jitter) is replaced. */
+  heartbeat?: number
+  /** How long a new leader waits for the other tabs' newest batches, ms (150). */
+  settle?: number
+  /** Defaults to `navigator.locks`. */
+  locks?: LockManagerLike
+  /** Defaults to the global `BroadcastChannel`. */
+  BroadcastChannel?: new (name: string) => ChannelLike
 }
 
 /** What `send()` resolves with: the wire reply of `POST /messages`. */
