@@ -7,7 +7,7 @@
 import type { ErrorCode, RegisterBody } from '../wire.js'
 import { toClientError, Transport } from './http.js'
 import { Inbox } from './inbox.js'
-import { pageLifecycle, RecentIds, sleep, type Sleep } from './queue.js'
+import { absolute, pageLifecycle, RecentIds, sleep, type Sleep } from './queue.js'
 import { Progress, SessionStore } from './storage.js'
 import { TabGroup, type Batch, type TabHost, type View } from './tabs.js'
 import {
@@ -246,10 +246,11 @@ export abstract class ChatCore<T, P extends Profile> {
     }
     for (const message of batch.messages) {
       if (!this.recent.add(message.id)) continue
-      this.progress.deliver(message.id)
+      // What was taken is only tracked to be saved (`persist`): without a store nothing reads it.
+      if (this.store !== null) this.progress.deliver(message.id)
       this.inbox.deliver(message as ChatMessage<T, P>)
     }
-    if (!late) this.progress.mark({ cursor: batch.cursor, seq: batch.seq, total: batch.total })
+    if (!late && this.store !== null) this.progress.mark({ cursor: batch.cursor, seq: batch.seq, total: batch.total })
     this.save()
   }
 
@@ -291,7 +292,7 @@ export abstract class ChatCore<T, P extends Profile> {
         if (view.session !== null) {
           if (this.current?.id !== view.session.id) this.useSession({ ...view.session, cursor: view.cursor })
           ;(this.current as ChatSession).cursor = view.cursor
-          this.progress.mark({ cursor: view.cursor, seq: view.seq, total: view.total })
+          if (this.store !== null) this.progress.mark({ cursor: view.cursor, seq: view.seq, total: view.total })
         }
         if (this.group?.isLeader === false && view.state !== 'closed') this.setState(view.state)
         this.save()
@@ -359,15 +360,5 @@ export abstract class ChatCore<T, P extends Profile> {
     if (error !== undefined) event.error = error
     this.inbox.emit('state', event)
     this.group?.announce()
-  }
-}
-
-/** The URL resolved against the page (for names that differ between two chats of one origin). */
-function absolute (url: string): string {
-  try {
-    const base = (globalThis as { location?: { href?: string } }).location?.href
-    return new URL(url, base).href
-  } catch {
-    return url
   }
 }

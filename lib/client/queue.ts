@@ -1,6 +1,7 @@
 /**
  * Small data structures of the client: the queue behind one async iteration, the bounded window
- * of recent message ids (deduplication), a cancellable sleep, and the page's lifecycle events.
+ * of recent message ids (deduplication), a cancellable sleep, the page's lifecycle events, and
+ * URLs resolved against the page.
  */
 
 type Timer = ReturnType<typeof setTimeout>
@@ -104,4 +105,14 @@ export function pageLifecycle (add: boolean, on: { hide: () => void, show: () =>
   win[method]?.('pageshow', on.show)
   win.document?.[method]?.('freeze', on.hide)
   win.document?.[method]?.('resume', on.show)
+}
+
+/** The URL resolved against the page (for names that differ between two chats of one origin). */
+export function absolute (url: string): string {
+  try {
+    const base = (globalThis as { location?: { href?: string } }).location?.href
+    return new URL(url, base).href
+  } catch {
+    return url
+  }
 }

@@ -39,7 +39,7 @@ export async function startHttp2 (t: Test, options: LongPollChatOptions = {}, be
   let sessions = 0
   app.server.on('session', () => { sessions++ })
   t.teardown(() => app.close())
-  return { app, origin: `https://localhost:${(app.server.address() as AddressInfo).port}`, sessions: () => sessions }
+  return { app, origin: `https://127.0.0.1:${(app.server.address() as AddressInfo).port}`, sessions: () => sessions }
 }
 
 /** A fetch over one HTTP/2 session to `origin` (every request a stream of it), trusting `ca`. */
