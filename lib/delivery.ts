@@ -57,6 +57,15 @@ function onRawClose (this: RawWithHeld): void {
   if (held !== undefined && !held.done) held.core.release(held)
 }
 
+/**
+ * `connection: close` on HTTP/1.x only: HTTP/2 forbids connection-specific headers (Node drops
+ * them with a warning), and closing the server ends its HTTP/2 sessions anyway.
+ */
+function closeConnection (reply: FastifyReply): FastifyReply {
+  if (reply.request.raw.httpVersionMajor < 2) reply.header('connection', 'close')
+  return reply
+}
+
 export function pollPayload (result: ReadResult): string {
   return '{"cursor":"' + result.cursor + '","messages":[' + result.messages.join(',') +
     '],"missed":' + result.missed + '}'
@@ -178,7 +187,7 @@ export class DeliveryCore {
    */
   poll (sessionId: string, cursor: number | null, holdMs: number, reply: FastifyReply): void {
     if (this.closing) {
-      reply.header('retry-after', '1').header('connection', 'close').send(new ShuttingDownError())
+      closeConnection(reply.header('retry-after', '1')).send(new ShuttingDownError())
       return
     }
     const held = new HeldPoll(this, sessionId, cursor, reply)
@@ -186,7 +195,8 @@ export class DeliveryCore {
     if (previous !== undefined) this.finish(previous, new PollSupersededError())
     const raw = reply.raw as RawWithHeld
     // The client may have gone while the request was authenticated: 'close' has fired already.
-    if (raw.destroyed || raw.socket === null || raw.socket.destroyed) return
+    // (Over HTTP/2, `reply.raw` is an Http2ServerResponse: its `socket` is undefined once the stream closed.)
+    if (raw.destroyed || raw.socket == null || raw.socket.destroyed) return
     // Registered before the first read: a publish during the read marks it pending.
     this.held.set(sessionId, held)
     raw[kHeld] = held
@@ -287,11 +297,11 @@ export class DeliveryCore {
     held.reply.send(outcome)
   }
 
-  /** preClose: answer every held poll at once with 503 and `connection: close`. */
+  /** preClose: answer every held poll at once with 503 (and `connection: close` on HTTP/1.x). */
   shutdown (): void {
     this.closing = true
     for (const held of [...this.held.values()]) {
-      held.reply.header('connection', 'close')
+      closeConnection(held.reply)
       this.finish(held, new ShuttingDownError(), 1)
     }
   }

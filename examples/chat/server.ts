@@ -4,14 +4,17 @@
  * A Fastify app that mounts the plugin under /chat (in-memory store), serves the page from
  * examples/chat/public/ and the browser build of the client (dist/browser/client.js, made by
  * `npm run build`) at /client.js, all from this server: nothing is loaded from elsewhere.
- * PORT (3000) and HOST (127.0.0.1) come from the environment.
+ * PORT (3000) and HOST (127.0.0.1) come from the environment; HTTP2=1 serves HTTP/2 over TLS
+ * with a self-signed certificate for localhost made at start (tls.ts; the browser warns once).
  */
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Http2SecureServer } from 'node:http2'
+import Fastify, { type FastifyHttp2SecureOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import fastifyStatic from '@fastify/static'
 import { longPollChat } from '../../lib/index.js'
 import type { LongPollChatOptions } from '../../types/index.js'
+import { selfSignedCertificate } from './tls.js'
 
 const publicDir = join(__dirname, 'public')
 const browserDir = join(__dirname, '..', '..', 'dist', 'browser')
@@ -23,6 +26,8 @@ export interface ChatAppOptions {
   fastify?: FastifyServerOptions
   /** Plugin options (the prefix is always /chat: the page uses it). */
   chat?: Omit<LongPollChatOptions, 'prefix'>
+  /** HTTP/2 over TLS with a fresh self-signed certificate for localhost (HTTP/1.1 is still accepted). */
+  http2?: boolean
 }
 
 /** Builds the app (not listening yet); the e2e tests start it on port 0. */
@@ -30,13 +35,18 @@ export async function buildChatApp (options: ChatAppOptions = {}): Promise<Fasti
   if (!existsSync(join(browserDir, 'client.js'))) {
     throw new Error('dist/browser/client.js is missing: run `npm run build` first (`npm run example` does)')
   }
-  const app = Fastify({
+  const base: FastifyServerOptions = {
     // Tokens are secrets: never log the authorization header.
     logger: { redact: ['req.headers.authorization'] },
     // Close every connection on shutdown, including one a browser opened and never used.
     forceCloseConnections: true,
     ...options.fastify
-  })
+  }
+  // Browsers speak HTTP/2 only over TLS; `allowHTTP1` keeps curl and Node's fetch working.
+  // (One type for both: the routes below do not depend on the HTTP version.)
+  const app = (options.http2 === true
+    ? Fastify({ ...base as FastifyHttp2SecureOptions<Http2SecureServer>, http2: true, https: { ...selfSignedCertificate(), allowHTTP1: true } })
+    : Fastify(base)) as unknown as FastifyInstance
 
   await app.register(longPollChat, {
     ...options.chat,
@@ -58,10 +68,12 @@ export async function buildChatApp (options: ChatAppOptions = {}): Promise<Fasti
 }
 
 async function main (): Promise<void> {
-  const app = await buildChatApp()
+  const http2 = process.env.HTTP2 === '1'
+  const app = await buildChatApp({ http2 })
   const port = Number(process.env.PORT ?? 3000)
   const host = process.env.HOST ?? '127.0.0.1'
   await app.listen({ port, host })
+  if (http2) app.log.info(`HTTP/2: open https://localhost:${port} and accept the self-signed certificate`)
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => { app.close().then(() => process.exit(0), () => process.exit(1)) })
   }

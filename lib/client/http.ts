@@ -31,6 +31,8 @@ export interface RequestOptions {
   timeoutMs: number
   /** Aborts the request when the client closes (polls, registration); other requests run to their end. */
   abortable?: boolean
+  /** Aborts the request too (a poll, when the tab stops leading). */
+  signal?: AbortSignal
   keepalive?: boolean
 }
 
@@ -63,8 +65,8 @@ export class Transport {
     return await this.request<RegisterReply>('POST', '/register', { body, headers, timeoutMs: this.requestTimeout, abortable: true })
   }
 
-  /** `GET /poll` */
-  async poll (token: string, poll: PollRequest): Promise<PollReply> {
+  /** `GET /poll`; `signal` aborts it as well as closing does. */
+  async poll (token: string, poll: PollRequest, signal?: AbortSignal): Promise<PollReply> {
     const params = new URLSearchParams()
     if (poll.cursor !== null) params.set('cursor', poll.cursor)
     if (poll.wait !== undefined) params.set('wait', String(poll.wait))
@@ -72,7 +74,8 @@ export class Transport {
     return await this.request<PollReply>('GET', `/poll${query === '' ? '' : '?' + query}`, {
       token,
       timeoutMs: poll.holdMs + this.requestTimeout,
-      abortable: true
+      abortable: true,
+      signal
     })
   }
 
@@ -111,6 +114,10 @@ export class Transport {
       if (this.closeSignal.aborted) controller.abort()
       this.closeSignal.addEventListener('abort', onClose)
     }
+    if (options.signal !== undefined) {
+      if (options.signal.aborted) controller.abort()
+      options.signal.addEventListener('abort', onClose)
+    }
     const headers: Record<string, string> = { ...options.headers }
     if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
     const init: RequestInit = { method, headers, signal: controller.signal }
@@ -147,6 +154,7 @@ export class Transport {
     } finally {
       clearTimeout(timer)
       this.closeSignal.removeEventListener('abort', onClose)
+      options.signal?.removeEventListener('abort', onClose)
     }
   }
 }

@@ -14,9 +14,12 @@ export class Inbox<T, P extends Profile> {
   /** Messages that arrived while nobody consumed them; handed to the first consumer. */
   private readonly pending: Array<ChatMessage<T, P>> = []
   private drained: Sleep | null = null
+  private waitLimit: number
 
   /** `highWaterMark`: how far behind a consumer may fall before `waitForRoom` holds the next poll. */
-  constructor (private readonly highWaterMark: number) {}
+  constructor (private readonly highWaterMark: number) {
+    this.waitLimit = highWaterMark
+  }
 
   /** Subscribes to an event. */
   on<K extends ChatEventName> (type: K, listener: Listener<ChatClientEvents<T, P>[K]>): void {
@@ -75,9 +78,13 @@ export class Inbox<T, P extends Profile> {
     }
   }
 
-  /** Backpressure: resolves once no consumer is `highWaterMark` messages behind, or `signal` aborts. */
-  async waitForRoom (signal: AbortSignal): Promise<void> {
-    while (!signal.aborted && this.backlog() >= this.highWaterMark) {
+  /**
+   * Backpressure: resolves once no consumer is `limit` (`highWaterMark`) messages behind, or
+   * `signal` aborts. With `limit` 1: once every message handed over was taken.
+   */
+  async waitForRoom (signal: AbortSignal, limit = this.highWaterMark): Promise<void> {
+    this.waitLimit = limit
+    while (!signal.aborted && this.backlog() >= limit) {
       this.drained = sleep(1000)
       await this.drained.promise
       this.drained = null
@@ -104,13 +111,14 @@ export class Inbox<T, P extends Profile> {
     this.onDrain()
   }
 
-  private backlog (): number {
+  /** The most messages any consumer (or the wait for a first one) has not taken yet. */
+  backlog (): number {
     let most = this.pending.length
     for (const queue of this.iterators) most = Math.max(most, queue.length)
     return most
   }
 
   private onDrain (): void {
-    if (this.drained !== null && this.backlog() < this.highWaterMark) this.drained.cancel()
+    if (this.drained !== null && this.backlog() < this.waitLimit) this.drained.cancel()
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Small data structures of the client: the queue behind one async iteration, the bounded window
- * of recent message ids (deduplication), and a cancellable sleep.
+ * of recent message ids (deduplication), a cancellable sleep, the page's lifecycle events, and
+ * URLs resolved against the page.
  */
 
 type Timer = ReturnType<typeof setTimeout>
@@ -87,5 +88,31 @@ export class MessageQueue<M> implements AsyncIterator<M> {
     this.end()
     this.onReturn()
     return { value: undefined, done: true }
+  }
+}
+
+interface EventTargetLike { addEventListener?: (type: string, fn: () => void) => void, removeEventListener?: (type: string, fn: () => void) => void }
+
+/**
+ * Adds (or removes) listeners of the page's lifecycle, where there is a page: `hide` on
+ * `pagehide` (window) and `freeze` (document), `show` on `pageshow` and `resume`, `online`.
+ */
+export function pageLifecycle (add: boolean, on: { hide: () => void, show: () => void, online?: () => void }): void {
+  const win = globalThis as EventTargetLike & { document?: EventTargetLike }
+  const method = add ? 'addEventListener' : 'removeEventListener'
+  if (on.online !== undefined) win[method]?.('online', on.online)
+  win[method]?.('pagehide', on.hide)
+  win[method]?.('pageshow', on.show)
+  win.document?.[method]?.('freeze', on.hide)
+  win.document?.[method]?.('resume', on.show)
+}
+
+/** The URL resolved against the page (for names that differ between two chats of one origin). */
+export function absolute (url: string): string {
+  try {
+    const base = (globalThis as { location?: { href?: string } }).location?.href
+    return new URL(url, base).href
+  } catch {
+    return url
   }
 }

@@ -4,6 +4,9 @@
  * so a change of the wire format that the client does not follow is a tsc error here.
  */
 import type { Member as WireMember, Message as WireMessage, MessageReply, Profile as WireProfile } from '../wire.js'
+import type { PersistOption } from './storage.js'
+
+export type { ChatStorage, PersistOption } from './storage.js'
 
 /** A profile: small app data shown to others in member lists (for example a display name). */
 export type Profile = WireProfile
@@ -48,11 +51,32 @@ export type ChatState = 'connecting' | 'live' | 'retrying' | 'closed'
  */
 export type CloseReason = 'closed' | 'superseded' | 'refused'
 
+/**
+ * - `single`: this client polls for itself (no `shared`, or the browser lacks Web Locks or
+ *   BroadcastChannel);
+ * - `leader`: this tab polls for the tabs of its group;
+ * - `follower`: another tab polls; this one gets the messages from it.
+ */
+export type ChatRole = 'single' | 'leader' | 'follower'
+
+export interface CloseOptions {
+  /**
+   * Keep the session: do not end it on the server, keep it in storage (`persist`), and in a tab
+   * group leave the other tabs running. Default false: the session ends, for every tab of a group.
+   */
+  keepSession?: boolean
+}
+
 export interface ChatClientEvents<T = unknown, P extends Profile = Profile> {
   /** Each message once, in the order of the session's mailbox. */
   message: ChatMessage<T, P>
-  /** A session was registered: at start (`previousId` null) and again after a 401. */
+  /**
+   * A session was registered: at start (`previousId` null) and again after a 401; in a tab group,
+   * also when this tab learns the group's session from another tab. Not on a resumed session.
+   */
   session: { id: string, previousId: string | null }
+  /** This tab started or stopped polling for its group (`shared`). */
+  role: { role: ChatRole }
   /** Messages for this session that were dropped undelivered (expired or overflowed). */
   missed: { count: number }
   state: { state: ChatState, previous: ChatState, reason?: CloseReason, error?: ChatClientError }
@@ -100,6 +124,46 @@ export interface ChatClientOptions<P extends Profile = Profile> {
    * server's mailbox meanwhile; nothing is dropped by the client.
    */
   highWaterMark?: number
+  /**
+   * Keep the session (id, token, cursor, rooms, recent message ids) in the page's storage and
+   * resume it on the next load: `'session'` (sessionStorage: per tab, survives reloads),
+   * `'local'` (localStorage: shared by the origin's tabs and kept after the browser closes; only
+   * with `shared`, else it acts as `'session'`), or any object with `getItem`, `setItem`,
+   * `removeItem`. Default: off. See the README for what it keeps and when.
+   */
+  persist?: PersistOption
+  /**
+   * Share one session and one held poll between the tabs of an origin (one tab polls, the others
+   * receive over a BroadcastChannel). Needs Web Locks and BroadcastChannel; without them the
+   * client polls alone. Default: off.
+   */
+  shared?: boolean | SharedOptions
+  /** The storage key and tab group name (default: derived from the absolute `url`). */
+  name?: string
+}
+
+/** The Web Locks API, as far as the group uses it. */
+export interface LockManagerLike {
+  request: (name: string, options: { steal?: boolean, signal?: AbortSignal }, callback: (lock: unknown) => Promise<void>) => Promise<unknown>
+}
+
+/** A `BroadcastChannel`, as far as the group uses it. */
+export interface ChannelLike {
+  onmessage: ((event: { data: unknown }) => void) | null
+  postMessage: (message: unknown) => void
+  close: () => void
+}
+
+/** `shared`: the tab group's timing, and the APIs it uses (for tests, or other environments). */
+export interface SharedOptions {
+  /** Ping period of followers, ms (1000); a leader silent for twice that (plus jitter) is replaced. */
+  heartbeat?: number
+  /** How long a new leader waits for the other tabs' newest batches, ms (150). */
+  settle?: number
+  /** Defaults to `navigator.locks`. */
+  locks?: LockManagerLike
+  /** Defaults to the global `BroadcastChannel`. */
+  BroadcastChannel?: new (name: string) => ChannelLike
 }
 
 /** What `send()` resolves with: the wire reply of `POST /messages`. */

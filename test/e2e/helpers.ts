@@ -37,12 +37,25 @@ export interface ChatServer {
   url: string
 }
 
-/** The example chat app on 127.0.0.1, port 0, without request logs. */
+/** The example chat app on 127.0.0.1, port 0, without request logs (`http2`: HTTP/2 over TLS, self-signed). */
 export async function startChat (options: ChatAppOptions = {}): Promise<ChatServer> {
   const app = await buildChatApp({ ...options, fastify: { logger: false, ...options.fastify } })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as AddressInfo
-  return { app, url: `http://127.0.0.1:${port}` }
+  return { app, url: `${options.http2 === true ? 'https' : 'http'}://127.0.0.1:${port}` }
+}
+
+/** A browser context (its own storage and connections, like a browser profile) that accepts the self-signed certificate. */
+export async function newContext (browser: Browser, viewport = { width: 1100, height: 720 }): Promise<BrowserContext> {
+  return await browser.newContext({ viewport, deviceScaleFactor: 1, ignoreHTTPSErrors: true })
+}
+
+/** Collects page errors and console errors of `page`. */
+export function watch (page: Page): string[] {
+  const errors: string[] = []
+  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`))
+  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(`console: ${msg.text()}`) })
+  return errors
 }
 
 export interface ChatPage {
@@ -54,11 +67,9 @@ export interface ChatPage {
 
 /** A new browser context (its own network and storage) with the chat open, entered as `name`. */
 export async function enter (browser: Browser, url: string, name: string, viewport = { width: 1100, height: 720 }): Promise<ChatPage> {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 })
+  const context = await newContext(browser, viewport)
   const page = await context.newPage()
-  const errors: string[] = []
-  page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`))
-  page.on('console', (msg) => { if (msg.type() === 'error') errors.push(`console: ${msg.text()}`) })
+  const errors = watch(page)
   await page.goto(url)
   await page.getByLabel('Your name').fill(name)
   await page.getByRole('button', { name: 'Enter the chat' }).click()

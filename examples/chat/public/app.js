@@ -1,12 +1,22 @@
 /**
  * The example chat page. It uses the package's client (the browser build, served at /client.js)
  * and nothing else. Every piece of user text is put on the page with textContent, never as HTML.
+ *
+ * Reloads and tabs: the client keeps its session in sessionStorage (`persist`) and the tabs of
+ * this browser share one session and one held poll (`shared`; `?shared=0` in the address turns
+ * that off, to compare). The page keeps what it showed (the last messages, `transcript`) in
+ * sessionStorage too and shows it again after a reload through `showPast`, the same function
+ * that will show a room's history from the server.
  */
 import { createChatClient } from '/client.js'
 
 const DEFAULT_ROOM = 'lobby'
 /** Entries kept per conversation (older ones scroll away for good). */
 const MAX_ENTRIES = 500
+/** Messages kept for the next reload of this tab. */
+const MAX_TRANSCRIPT = 300
+const TRANSCRIPT_KEY = 'chat-transcript'
+const SHARED = new URLSearchParams(window.location.search).get('shared') !== '0'
 
 const byId = (id) => document.getElementById(id)
 const ui = {
@@ -32,7 +42,8 @@ const ui = {
   composer: byId('composer'),
   text: byId('text'),
   textLabel: byId('text-label'),
-  sendError: byId('send-error')
+  sendError: byId('send-error'),
+  signOut: byId('sign-out')
 }
 
 /** @type {import('../../../lib/client/index.js').ChatClient<{ text: string, name: string }, { name: string }> | null} */
@@ -49,6 +60,11 @@ let active = null
 let shownRoom = DEFAULT_ROOM
 let missedTotal = 0
 const refreshTimers = new Map()
+/** Ids of the messages on the page (a message shown once, whether it came live or from the past). */
+const shownIds = new Set()
+/** The last messages shown, oldest first, as the wire has them: kept for the next reload. */
+let transcript = []
+let transcriptDirty = false
 
 /* ---------------------------------------------------------------------------------------- */
 /* Conversations and rendering                                                               */
@@ -75,6 +91,15 @@ function titleOf (conv) {
 }
 
 function addEntry (conv, entry) {
+  const last = conv.entries[conv.entries.length - 1]
+  if (last !== undefined && entry.ts !== undefined && last.ts !== undefined && entry.ts < last.ts) {
+    // From the past (history, or the transcript): into its place by time.
+    let i = conv.entries.length
+    while (i > 0 && (conv.entries[i - 1].ts ?? 0) > entry.ts) i--
+    conv.entries.splice(i, 0, entry)
+    if (conv.key === active) renderLog()
+    return
+  }
   conv.entries.push(entry)
   if (conv.entries.length > MAX_ENTRIES) conv.entries.splice(0, conv.entries.length - MAX_ENTRIES)
   if (conv.key === active) {
@@ -285,6 +310,8 @@ function refreshMembers (room, delayMs = 250) {
   refreshTimers.set(room, setTimeout(async () => {
     refreshTimers.delete(room)
     if (chat === null || !conversations.has(`room:${room}`)) return
+    // Tabs in the background do not ask (one browser may have many); they ask when shown again.
+    if (document.visibilityState === 'hidden') return
     try {
       const list = await chat.members(room)
       const map = new Map()
@@ -301,31 +328,70 @@ function refreshMembers (room, delayMs = 250) {
   }, delayMs))
 }
 
-function onMessage (m) {
+/** The page's own copy of a message (live, past, or our own direct message): kept for a reload. */
+function remember (m) {
+  transcript.push(m)
+  if (transcript.length > MAX_TRANSCRIPT) transcript.splice(0, transcript.length - MAX_TRANSCRIPT)
+  if (!transcriptDirty) {
+    transcriptDirty = true
+    queueMicrotask(saveTranscript)
+  }
+}
+
+function saveTranscript () {
+  transcriptDirty = false
+  try { sessionStorage.setItem(TRANSCRIPT_KEY, JSON.stringify(transcript)) } catch {}
+}
+
+/** Puts a message on the page once, in its conversation. `live`: it just arrived (members follow it). */
+function show (m, live) {
+  if (shownIds.has(m.id)) return
+  shownIds.add(m.id)
+  remember(m)
   if (m.type === 'join' || m.type === 'leave') {
     const name = typeof m.data?.name === 'string' ? m.data.name : 'someone'
     if (m.from !== null) names.set(m.from, name)
     if (m.room === null) return
-    const list = members(m.room)
-    if (m.type === 'join') list.set(m.from, name)
-    else list.delete(m.from)
+    if (live) {
+      const list = members(m.room)
+      if (m.type === 'join') list.set(m.from, name)
+      else list.delete(m.from)
+    }
     // Our own join may arrive before join() resolves: the room's conversation starts with it.
     const conv = m.type === 'join' && m.from === chat.id ? conversation('room', m.room) : conversations.get(`room:${m.room}`)
     if (conv !== undefined) {
       const who = m.from === chat.id ? 'You' : name
-      addEntry(conv, { system: true, text: `${who} ${m.type === 'join' ? 'joined' : 'left'}` })
+      addEntry(conv, { system: true, ts: m.ts, text: `${who} ${m.type === 'join' ? 'joined' : 'left'}` })
     }
-    if (m.room === shownRoom) renderMembers()
-    refreshMembers(m.room)
+    if (live) {
+      if (m.room === shownRoom) renderMembers()
+      refreshMembers(m.room)
+    }
     return
   }
   const text = typeof m.data?.text === 'string' ? m.data.text : JSON.stringify(m.data)
   const name = typeof m.data?.name === 'string' ? m.data.name : (m.from === null ? 'Server' : names.get(m.from) ?? 'someone')
+  const mine = m.from !== null && m.from === chat.id
   let conv
   if (m.room !== null) conv = conversation('room', m.room)
-  else if (m.to !== null && m.from !== null) conv = conversation('dm', m.from, name)
+  else if (m.to !== null && m.from !== null) conv = mine ? conversation('dm', m.to, m.peerName ?? names.get(m.to) ?? 'someone') : conversation('dm', m.from, name)
   else conv = conversation('all', '', 'Announcements')
-  addEntry(conv, { id: m.id, ts: m.ts, name, text, mine: m.from !== null && m.from === chat.id })
+  addEntry(conv, { id: m.id, ts: m.ts, name, text, mine })
+}
+
+function onMessage (m) {
+  show(m, true)
+}
+
+/**
+ * Shows messages of the past, oldest first, each once: the transcript this tab kept before a
+ * reload, and (once the server has room history) what `GET /rooms/:room/history` or a join with
+ * `history` returns. Messages already on the page are skipped; older ones go into their place.
+ */
+export function showPast (messages) {
+  for (const m of messages) {
+    if (typeof m?.id === 'string' && typeof m.type === 'string') show(m, false)
+  }
 }
 
 const STATUS_TEXT = { connecting: 'Connecting…', live: 'Live', retrying: 'Reconnecting…', closed: 'Disconnected' }
@@ -335,6 +401,9 @@ function onState ({ state, reason }) {
   if (state === 'live') clearNotice('retrying')
   if (state === 'closed') {
     clearNotice('retrying')
+    // The session is over: a reload starts afresh, without the old conversation.
+    transcript = []
+    try { sessionStorage.removeItem(TRANSCRIPT_KEY) } catch {}
     const why = {
       superseded: 'This chat was opened again elsewhere with the same session; this page stopped. Reload to start a new session.',
       refused: 'The server refused to let this page in. Reload to try again.',
@@ -357,8 +426,6 @@ function onMissed ({ count }) {
 }
 
 function onSession ({ id, previousId }) {
-  ui.me.hidden = false
-  ui.me.textContent = `Signed in as ${myName}`
   ui.me.title = `Session ${id}`
   if (previousId !== null) {
     notice('session', 'The server had forgotten this session (a restart, or a long absence). You are back with a new session; messages sent to the old one were lost.')
@@ -395,8 +462,10 @@ async function sendCurrent () {
     const target = conv.kind === 'room' ? { room: conv.target } : { to: conv.target }
     const sent = await chat.send({ text }, target)
     ui.text.value = ''
-    // Direct messages go to the addressee alone: show our own copy here.
-    if (conv.kind === 'dm') addEntry(conv, { id: sent.id, ts: sent.ts, name: myName, text, mine: true })
+    // Direct messages go to the addressee alone: show our own copy here (kept like the others).
+    if (conv.kind === 'dm') {
+      show({ id: sent.id, type: 'message', from: chat.id, room: null, to: conv.target, data: { text, name: myName }, ts: sent.ts, peerName: conv.label }, false)
+    }
   } catch (err) {
     ui.sendError.textContent = describeError(err)
     ui.sendError.hidden = false
@@ -443,23 +512,60 @@ async function leaveRoom (room) {
   }
 }
 
+const ROLE_TEXT = {
+  leader: 'This tab holds the connection for the other tabs of this browser.',
+  follower: 'Another tab of this browser holds the connection; this one gets the messages from it.',
+  single: 'This tab has its own connection.'
+}
+
+function showRole () {
+  ui.status.dataset.role = chat.role
+  ui.status.title = ROLE_TEXT[chat.role]
+}
+
 function start (name) {
   myName = name
   try { localStorage.setItem('chat-name', name) } catch {}
-  chat = createChatClient({ url: '/chat', profile: { name }, rooms: [DEFAULT_ROOM] })
+  // The session survives reloads (sessionStorage) and is shared by the tabs of this browser.
+  chat = createChatClient({ url: '/chat', profile: { name }, rooms: [DEFAULT_ROOM], persist: 'session', shared: SHARED })
   chat.on('message', onMessage)
   chat.on('state', onState)
   chat.on('retrying', onRetrying)
   chat.on('missed', onMissed)
   chat.on('session', onSession)
+  chat.on('role', showRole)
   setStatus('connecting', STATUS_TEXT.connecting)
+  showRole()
   ui.welcome.hidden = true
   ui.chat.hidden = false
+  ui.me.hidden = false
+  ui.me.textContent = `Signed in as ${myName}`
+  ui.signOut.hidden = false
   open(conversation('room', DEFAULT_ROOM).key)
-  chat.ready().then(() => refreshMembers(DEFAULT_ROOM, 0), () => {})
+  // What this tab showed before a reload (the client resumes the session, so nothing said
+  // meanwhile is lost: it arrives through the poll).
+  try { showPast(JSON.parse(sessionStorage.getItem(TRANSCRIPT_KEY) ?? '[]')) } catch {}
+  for (const room of chat.joinedRooms) conversation('room', room)
+  chat.ready().then(() => {
+    ui.me.title = `Session ${chat.id}`
+    refreshMembers(DEFAULT_ROOM, 0)
+  }, () => {})
   ui.text.focus()
-  // Ends the session when the page goes away (the request is sent with keepalive).
-  window.addEventListener('pagehide', () => { chat?.close() })
+  // The page keeps its transcript when it goes away; the client keeps its session by itself.
+  window.addEventListener('pagehide', saveTranscript)
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible' && shownRoom !== '') refreshMembers(shownRoom, 0)
+  })
+}
+
+/** Ends the session (for every tab of this browser) and forgets the name and the transcript. */
+async function signOut () {
+  try { localStorage.removeItem('chat-name') } catch {}
+  try { sessionStorage.removeItem(TRANSCRIPT_KEY) } catch {}
+  transcript = []
+  window.removeEventListener('pagehide', saveTranscript)
+  await chat?.close()
+  window.location.reload()
 }
 
 ui.nameForm.addEventListener('submit', (event) => {
@@ -497,5 +603,13 @@ ui.leave.addEventListener('click', () => {
   if (conv?.kind === 'room') leaveRoom(conv.target)
 })
 
-try { ui.name.value = localStorage.getItem('chat-name') ?? '' } catch {}
-ui.name.focus()
+ui.signOut.addEventListener('click', () => { signOut() })
+
+// A name chosen before (in this tab or another of this browser): straight into the chat.
+let remembered = ''
+try { remembered = localStorage.getItem('chat-name') ?? '' } catch {}
+if (remembered !== '') {
+  start(remembered)
+} else {
+  ui.name.focus()
+}
