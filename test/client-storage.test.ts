@@ -7,7 +7,8 @@
 import t from 'tap'
 import { createChatClient, type ChatMessage } from '../lib/client.js'
 import { MAX_IDS, Progress, SessionStore, type Saved } from '../lib/client/storage.js'
-import { client, collect, delay, startServer, type Num } from './helpers/client.js'
+import { client, collect, startServer, type Num } from './helpers/client.js'
+import { sleep as delay } from './helpers/wait.js'
 import { MemoryStorage } from './helpers/tabs.js'
 
 /** The storage key the client uses by default. */

@@ -7,7 +7,8 @@
 import t, { type Test } from 'tap'
 import type { FastifyInstance } from 'fastify'
 import { createChatClient, type ChatClient, type ChatClientOptions, type ChatMessage } from '../lib/client.js'
-import { delay, startServer, type Num } from './helpers/client.js'
+import { startServer, type Num } from './helpers/client.js'
+import { sleep as delay } from './helpers/wait.js'
 import { ChannelHub, FakeLocks, freezableFetch, MemoryStorage } from './helpers/tabs.js'
 
 interface Browser { hub: ChannelHub, locks: FakeLocks }

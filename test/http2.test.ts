@@ -9,7 +9,8 @@ import t, { type Test } from 'tap'
 import http2 from 'node:http2'
 import { X509Certificate } from 'node:crypto'
 import { createChatClient } from '../lib/client.js'
-import { collect, delay, startServer, type Num } from './helpers/client.js'
+import { collect, startServer, type Num } from './helpers/client.js'
+import { sleep as delay } from './helpers/wait.js'
 import { http2Fetch, startHttp2, testCertificate } from './helpers/http2.js'
 
 /** Process warnings seen during a test (Node warns when an HTTP/2 response is given a connection header). */
