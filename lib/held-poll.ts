@@ -160,8 +160,17 @@ export class HeldPolls {
   private polled (result: PollResult, tokenHash: string, holdMs: number, reply: FastifyReply, mark: number): void {
     if (!result.ok) return this.refused(result.reason, reply)
     const read = result.read
-    if (result.seq === 0) return this.writes.send(reply, tokenHash, pollPayload(read))
     const id = result.session.id
+    if (result.seq === 0) {
+      // Answered at once: an older poll of the session held here is superseded all the same
+      // (the store began no hold, so it sent no `poll` event), and its hold ends.
+      const previous = this.bySession.get(id)
+      if (previous !== undefined) {
+        this.finish(previous, new PollSupersededError())
+        this.endPoll(id, previous.seq)
+      }
+      return this.writes.send(reply, tokenHash, pollPayload(read))
+    }
     const raw = reply.raw as HeldRaw
     // The client may have gone during the store call ('close' has fired already), or the server began closing.
     if (this.closing || gone(raw)) {
