@@ -102,7 +102,16 @@ t.test('options are checked at register time: a wrong type throws a clear error'
     ['sweepInterval', 'often'],
     ['rateLimit', 5], ['rateLimit', true], ['rateLimit', { max: 'x', timeWindow: 1000 }], ['rateLimit', { max: 5, timeWindow: '1s' }],
     ['authenticate', 'yes'], ['onMessage', 42], ['onSessionEnd', {}],
-    ['store', 'memory'], ['prefix', 5]
+    ['store', 'memory'], ['prefix', 5],
+    // Version 2's options.
+    ['maxSessionsPerUser', 0], ['maxSessionsPerUser', '2'], ['maxPollBytes', 1.5], ['maxPollBytes', '256k'],
+    ['presenceLimit', -1], ['presenceLimit', 'all'], ['membersPageSize', 0], ['historyPageSize', 'x'],
+    ['responseTimeout', -1], ['responseTimeout', Number.POSITIVE_INFINITY],
+    ['history', true], ['history', { maxMessages: 10 }], ['history', { maxMessages: 0, maxAge: 1000 }], ['history', { maxMessages: 10, maxAge: '1h' }],
+    ['joinRateLimit', 5], ['joinRateLimit', { max: 0, timeWindow: 1000 }], ['pageRateLimit', true], ['pageRateLimit', { max: 5, timeWindow: -1 }],
+    ['registerRateLimit', true], ['registerRateLimit', { max: 5, timeWindow: 1000, key: 'ip' }],
+    ['authorize', 'yes'], ['authorize', {}],
+    ['store', { init: () => {} }]
   ]
   for (const [name, value] of wrong) {
     const app = Fastify()
@@ -115,7 +124,17 @@ t.test('options are checked at register time: a wrong type throws a clear error'
   }
   const app = Fastify()
   t.teardown(() => app.close())
-  await app.register(longPollChat, { prefix: '/x', pollTimeout: 1000, rateLimit: false, maxMessagesPerPoll: 10 })
+  await app.register(longPollChat, {
+    prefix: '/x',
+    pollTimeout: 1000,
+    rateLimit: false,
+    maxMessagesPerPoll: 10,
+    presenceLimit: 0,
+    history: { maxMessages: 5, maxAge: 1000 },
+    joinRateLimit: { max: 1, timeWindow: 1 },
+    registerRateLimit: { max: 1, timeWindow: 1, key: () => null },
+    authorize: () => true
+  })
   await app.ready()
   t.pass('valid options register')
 })
