@@ -22,7 +22,9 @@ import {
 } from './errors.js'
 import type { ResolvedOptions } from './options.js'
 import { PollIndex } from './poll-index.js'
-import { emptyPayload, gone, isHttp1, pollPayload, PollWrites, type Raw } from './poll-writes.js'
+import {
+  emptyPayload, gone, isHttp1, pollPayload, PollWrites, refuseClosing, refused, superseded, unavailable, type Raw
+} from './poll-writes.js'
 import { isPromise } from './util.js'
 
 export { pollPayload } from './poll-writes.js'
@@ -100,7 +102,7 @@ export class HeldPolls {
 
   /** `GET /poll` with a well-formed token and query: answers through `reply`, now or when the hold ends. */
   poll (tokenHash: string, cursor: number | null, holdMs: number, reply: FastifyReply): void {
-    if (this.closing) return this.refuseClosing(reply)
+    if (this.closing) return refuseClosing(reply)
     if (this.writes.busy(tokenHash)) {
       reply.header('retry-after', '1').send(new PollBusyError())
       return
@@ -109,56 +111,34 @@ export class HeldPolls {
     try {
       result = this.store.poll(tokenHash, cursor, holdMs, this.readOptions, Date.now())
     } catch (err) {
-      return this.unavailable(reply, err)
+      return unavailable(reply, this.log, err)
     }
     if (!isPromise(result)) return this.polled(result, tokenHash, holdMs, reply, -1)
     const mark = this.events
-    result.then((r) => { this.polled(r, tokenHash, holdMs, reply, mark) }, (err: unknown) => { this.unavailable(reply, err) })
+    result.then((r) => { this.polled(r, tokenHash, holdMs, reply, mark) }, (err: unknown) => { unavailable(reply, this.log, err) })
   }
 
   /** `HEAD /poll`: acknowledges up to the cursor, delivers nothing, is never held, never supersedes. */
   head (tokenHash: string, cursor: number | null, reply: FastifyReply): void {
-    if (this.closing) return this.refuseClosing(reply)
+    if (this.closing) return refuseClosing(reply)
     let result
     try {
       result = this.store.poll(tokenHash, cursor, 0, this.headOptions, Date.now())
     } catch (err) {
-      return this.unavailable(reply, err)
+      return unavailable(reply, this.log, err)
     }
     if (!isPromise(result)) return this.headed(result, reply)
-    result.then((r) => { this.headed(r, reply) }, (err: unknown) => { this.unavailable(reply, err) })
+    result.then((r) => { this.headed(r, reply) }, (err: unknown) => { unavailable(reply, this.log, err) })
   }
 
   private headed (result: PollResult, reply: FastifyReply): void {
-    if (!result.ok) return this.refused(result.reason, reply)
+    if (!result.ok) return refused(result.reason, reply)
     reply.code(200).send()
-  }
-
-  private refused (reason: 'unknown' | 'bad-cursor', reply: FastifyReply): void {
-    if (reason === 'unknown') {
-      reply.header('www-authenticate', 'Bearer').send(new UnknownSessionError())
-    } else {
-      reply.send(new BadCursorError())
-    }
-  }
-
-  private refuseClosing (reply: FastifyReply): void {
-    if (isHttp1(reply)) reply.header('connection', 'close')
-    reply.header('retry-after', '1').send(new ShuttingDownError())
-  }
-
-  private superseded (reply: FastifyReply): void {
-    reply.send(new PollSupersededError())
-  }
-
-  private unavailable (reply: FastifyReply, err: unknown): void {
-    this.log.warn({ err }, 'long-poll store unavailable')
-    reply.header('retry-after', '1').send(new StoreUnavailableError())
   }
 
   /** The store answered a poll: send it now, or hold it. `mark`: the event count when the call began (-1: synchronous). */
   private polled (result: PollResult, tokenHash: string, holdMs: number, reply: FastifyReply, mark: number): void {
-    if (!result.ok) return this.refused(result.reason, reply)
+    if (!result.ok) return refused(result.reason, reply)
     const read = result.read
     const id = result.session.id
     if (result.seq === 0) {
@@ -175,16 +155,16 @@ export class HeldPolls {
     // The client may have gone during the store call ('close' has fired already), or the server began closing.
     if (this.closing || gone(raw)) {
       this.endPoll(id, result.seq)
-      if (!gone(raw)) this.refuseClosing(reply)
+      if (!gone(raw)) refuseClosing(reply)
       return
     }
     const previous = this.bySession.get(id)
     if (previous !== undefined) {
-      if (previous.seq > result.seq) return this.superseded(reply)
+      if (previous.seq > result.seq) return superseded(reply)
       this.finish(previous, new PollSupersededError())
     }
     // A newer poll of this session (on another instance) began while our result was on its way.
-    if ((this.recentSeq.get(id) ?? 0) > result.seq) return this.superseded(reply)
+    if ((this.recentSeq.get(id) ?? 0) > result.seq) return superseded(reply)
 
     const held = new HeldPoll(this, id, tokenHash, reply, result.seq, read.cursor)
     this.index.add(held, read.rooms, read.user)

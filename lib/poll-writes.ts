@@ -1,6 +1,6 @@
 /**
  * Poll responses on the wire: the payloads (built as text around the store's serialized
- * messages), and the responses still being written. One poll of a session is served at a time:
+ * messages), the poll's error answers, and the responses still being written. One poll of a session is served at a time:
  * while a poll response has bytes the OS did not take yet, the session is busy (another poll
  * with its token gets 429 LONGPOLL_POLL_BUSY), and a response not written within
  * `responseTimeout` gets its connection closed (HTTP/2: its stream cancelled), which frees it.
@@ -8,6 +8,9 @@
  */
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import { constants as http2 } from 'node:http2'
+import {
+  BadCursorError, PollSupersededError, ShuttingDownError, StoreUnavailableError, UnknownSessionError
+} from './errors.js'
 import type { ReadResult } from './stores/store.js'
 
 const kWrite = Symbol('longPollWrite')
@@ -42,6 +45,27 @@ export function gone (raw: Raw): boolean {
 /** HTTP/1 (where `connection: close` may be sent; HTTP/2 forbids the header). */
 export function isHttp1 (reply: FastifyReply): boolean {
   return (reply.request.raw as { httpVersionMajor?: number }).httpVersionMajor !== 2
+}
+
+/** 401 (with `www-authenticate`) or 400 for a poll the store refused. */
+export function refused (reason: 'unknown' | 'bad-cursor', reply: FastifyReply): void {
+  if (reason === 'unknown') reply.header('www-authenticate', 'Bearer').send(new UnknownSessionError())
+  else reply.send(new BadCursorError())
+}
+
+/** 503 while the server closes (`connection: close` on HTTP/1 only: HTTP/2 forbids it). */
+export function refuseClosing (reply: FastifyReply): void {
+  if (isHttp1(reply)) reply.header('connection', 'close')
+  reply.header('retry-after', '1').send(new ShuttingDownError())
+}
+
+export function superseded (reply: FastifyReply): void {
+  reply.send(new PollSupersededError())
+}
+
+export function unavailable (reply: FastifyReply, log: FastifyBaseLogger, err: unknown): void {
+  log.warn({ err }, 'long-poll store unavailable')
+  reply.header('retry-after', '1').send(new StoreUnavailableError())
 }
 
 /** Shared listener and timer callback (no closure per response). */
