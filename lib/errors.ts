@@ -9,7 +9,7 @@ import { ERROR_CODES, type ErrorCode } from './wire.js'
 /** The message of each code (`%s` is filled from the constructor's argument): one per code of wire.ts. */
 const MESSAGES = {
   LONGPOLL_UNAUTHORIZED: 'Registration refused',
-  LONGPOLL_TOO_MANY_ROOMS: 'A session may be in at most %s rooms',
+  LONGPOLL_TOO_MANY_ROOMS: 'Too many rooms: at most %s',
   LONGPOLL_PROFILE_TOO_LARGE: 'The profile exceeds %s bytes of JSON',
   LONGPOLL_SESSIONS_FULL: 'The server has reached its session limit; try again later',
   LONGPOLL_BAD_CURSOR: 'The cursor is malformed or ahead of anything issued to this session',

@@ -103,7 +103,7 @@ export class PollWrites {
     reply.type('application/json; charset=utf-8').send(payload)
     const raw = reply.raw as Raw
     if (raw.writableLength === 0 || raw[kWrite] !== undefined || gone(raw)) return
-    raw[kWrite] = { writes: this, tokenHash, timer: setTimeout(onResponseTimeout, this.responseTimeout, raw) }
+    raw[kWrite] = { writes: this, tokenHash, timer: setTimeout(onResponseTimeout, this.responseTimeout, raw).unref() }
     this.writing.set(tokenHash, raw)
     raw.on('finish', onWriteDone)
     raw.on('close', onWriteDone)
