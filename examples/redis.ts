@@ -15,14 +15,23 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { longPollChat } from '../lib/index.js'
 import { RedisStore } from '../lib/stores/redis/index.js'
+import type { MailboxStore } from '../lib/stores/store.js'
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const HOST = process.env.HOST ?? '127.0.0.1'
+const POLL_TIMEOUT = 25_000
 
 async function instance (port: number): Promise<FastifyInstance> {
   const app = Fastify({
     // Tokens are secrets: never log the authorization header.
-    logger: { redact: ['req.headers.authorization'], base: { port } }
+    logger: { redact: ['req.headers.authorization'], base: { port } },
+    // Timeouts as in examples/basic.ts: a silent connection outlives a held poll by 15 s at most,
+    // a request must arrive within 10 s (held polls are not cut by it).
+    connectionTimeout: POLL_TIMEOUT + 15_000,
+    requestTimeout: 10_000,
+    // Instances behind a load balancer: request.ip must be the client's (registration limit).
+    trustProxy: process.env.TRUST_PROXY === '1',
+    forceCloseConnections: true
   })
   // The application owns its client; the store only makes (and closes) its own subscriber.
   const client = new Redis(REDIS_URL)
@@ -31,8 +40,9 @@ async function instance (port: number): Promise<FastifyInstance> {
 
   await app.register(longPollChat, {
     prefix: '/chat',
+    pollTimeout: POLL_TIMEOUT,
     // Every instance that should share sessions uses the same prefix.
-    store: new RedisStore({ client, keyPrefix: 'lpc-example:' })
+    store: new RedisStore({ client, keyPrefix: 'lpc-example:' }) as unknown as MailboxStore // v1 RedisStore until redis-v2 lands
   })
   await app.listen({ port, host: HOST })
   return app

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { register, poll, pollOk, send, assertError } from './helpers/http.js'
 import { start } from './helpers/server.js'
-import { sleep, waitHeld } from './helpers/wait.js'
+import { sleep, waitFor, waitHeld } from './helpers/wait.js'
 
 t.test('a held poll is answered with no messages when the hold time passes', async (t) => {
   const s = await start(t, { pollTimeout: 300 }, { listen: true })
@@ -168,6 +168,20 @@ t.test('409: a newer poll of the same session answers the older held one at once
   // A third poll after a finished one is not a supersede.
   const r3 = await poll(s, a.token, { cursor: r2.body.cursor, wait: 0 })
   t.equal(r3.status, 200)
+})
+
+t.test('409: a newer poll answered at once (wait=0) supersedes the held one too', async (t) => {
+  const s = await start(t, { pollTimeout: 10_000, sessionTtl: 800, sweepInterval: 50 }, { listen: true })
+  const a = await register(s)
+  const held = poll(s, a.token, { cursor: a.cursor })
+  await waitHeld(s, 1)
+  const quick = await poll(s, a.token, { cursor: a.cursor, wait: 0 })
+  t.equal(quick.status, 200, 'the newer poll is answered at once')
+  assertError(t, await held, 409, 'LONGPOLL_POLL_SUPERSEDED', 'the older held poll')
+  t.equal((await s.app.longPoll.stats()).heldPolls, 0)
+
+  // The superseded hold ended in the store too: the session, idle now, expires (a held one would not).
+  t.ok(await waitFor(async () => (await s.app.longPoll.stats()).sessions === 0, 'the idle session to expire', 5000), 'it expires after sessionTtl')
 })
 
 t.test('409 on a chain of supersedes: only the newest poll stays held', async (t) => {
