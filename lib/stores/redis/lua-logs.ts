@@ -1,0 +1,142 @@
+/**
+ * Lua libraries of the Redis store: message logs (the key layout is in ./index.ts).
+ *
+ * A log `L` (`all`, `r:<room>`, `s:<id>`, `u:<user>`) is a sorted set `P l:<L>` of entries
+ * `<ts>|<json>` scored by the global sequence `g`, and a count `last` (how many entries it ever
+ * received) kept in `P lm:<L>` field `n` (for a session's inbox, in the session hash `P s:<id>`
+ * field `n`). Entries leave only from the head, so `trimmed = last - ZCARD`, and the entry at
+ * position `p` has rank `p - trimmed - 1`.
+ *
+ * A log that is created (again) starts at `last = G`, the global sequence: positions only grow,
+ * so a membership that outlived an earlier log of the same name (a room left, emptied and
+ * deleted) finds all its positions trimmed, which is what happened to them.
+ */
+import { lib } from './lua.js'
+
+/** Logs as data: keys, positions, entries; no configuration. */
+export const LOGS = lib('logs', {}, [], `
+local function logKey (L) return P .. 'l:' .. L end
+local function isRoom (L) return string.sub(L, 1, 2) == 'r:' end
+-- Where the log's last is kept: the key (of a hash) and its field.
+local function metaKey (L)
+  if string.sub(L, 1, 2) == 's:' then return P .. 's:' .. string.sub(L, 3) end
+  return P .. 'lm:' .. L
+end
+-- The log's last, or nil when the log does not exist.
+local function logLast (L)
+  local n = redis.call('HGET', metaKey(L), 'n')
+  if n then return tonumber(n) end
+  return nil
+end
+-- The log's last, creating the log (at the global sequence) when it does not exist.
+local function ensureLog (L)
+  local mk = metaKey(L)
+  local n = redis.call('HGET', mk, 'n')
+  if n then return tonumber(n) end
+  local g = tonumber(redis.call('GET', P .. 'g') or '0')
+  redis.call('HSET', mk, 'n', num(g))
+  -- entries of an earlier log whose count was lost (only after a backstop TTL): not this log's
+  local stray = redis.call('ZCARD', logKey(L))
+  if stray > 0 then
+    redis.call('DEL', logKey(L))
+    stat('queued', -stray)
+  end
+  return g
+end
+local function entryTs (e) return tonumber(string.sub(e, 1, string.find(e, '|', 1, true) - 1)) end
+local function entryJson (e) return string.sub(e, string.find(e, '|', 1, true) + 1) end
+-- Deletes a log that nobody reads any more (its entries, its count, its index entry).
+local function deleteLog (L)
+  local lk = logKey(L)
+  stat('queued', -redis.call('ZCARD', lk))
+  redis.call('DEL', lk)
+  if string.sub(L, 1, 2) ~= 's:' then redis.call('DEL', metaKey(L)) end
+  redis.call('ZREM', P .. 'lx', L)
+end
+-- A room nobody is in any more: deleted when its log is empty, else its count lives as long
+-- as its entries (their backstop TTL) and goes when the last one is trimmed.
+local function roomLeft (L)
+  local ttl = redis.call('PTTL', logKey(L))
+  if ttl == -2 then deleteLog(L)
+  elseif ttl > 0 then redis.call('PEXPIRE', metaKey(L), ttl) end
+end
+`)
+
+/**
+ * Retention: what the scripts that append to or read a log trim from its head, and the index
+ * `P lx` (log → the time its head may go, never later than the real one) with which the sweep
+ * frees expired entries of logs nobody touches, without a timer per message.
+ */
+export const RETENTION = lib('retention', {
+  messageTtl: 'number',
+  maxMailbox: 'number',
+  historyMax: 'number',
+  historyAge: 'number',
+  gcMargin: 'number'
+}, [LOGS], `
+-- When the entry at position pos of log L (whose last is last) may be removed by age.
+local function dropTime (L, ts, pos, last)
+  local t = ts + messageTtl
+  if historyMax > 0 and isRoom(L) and pos > last - historyMax and ts + historyAge > t then t = ts + historyAge end
+  return t
+end
+-- How many entries log L may keep at most.
+local function logCap (L)
+  if historyMax > maxMailbox and isRoom(L) then return historyMax end
+  return maxMailbox
+end
+-- Removes from the head of log L what nobody needs: beyond its cap, or past messageTtl and not
+-- kept as room history. Stops at the first entry it keeps (ts is in acceptance order, but a
+-- stale one only makes it stop early). Returns the entries left.
+local function trimLog (L, last, now)
+  local lk = logKey(L)
+  local card = redis.call('ZCARD', lk)
+  local removed = 0
+  local cap = logCap(L)
+  if card > cap then
+    redis.call('ZREMRANGEBYRANK', lk, 0, card - cap - 1)
+    removed, card = card - cap, cap
+  end
+  local score = redis.call('ZSCORE', P .. 'lx', L)
+  -- the head is looked at when the index says it may go, or when history's count may have let it go
+  if card > 0 and (not score or tonumber(score) <= now or (historyMax > 0 and card > historyMax and isRoom(L))) then
+    local size, keep = 1, nil
+    while card > 0 and not keep do
+      local batch = redis.call('ZRANGE', lk, 0, size - 1)
+      local k = 0
+      for i = 1, #batch do
+        local t = dropTime(L, entryTs(batch[i]), last - card + i, last)
+        if t > now then keep = t break end
+        k = i
+      end
+      if k > 0 then
+        redis.call('ZREMRANGEBYRANK', lk, 0, k - 1)
+        removed, card = removed + k, card - k
+      end
+      if #batch < size then break end
+      size = math.min(size * 4, 64)
+    end
+    if keep then redis.call('ZADD', P .. 'lx', num(keep), L) end
+  end
+  stat('queued', -removed)
+  if card == 0 then
+    redis.call('ZREM', P .. 'lx', L)
+    if isRoom(L) and redis.call('EXISTS', P .. 'mb:' .. L) == 0 then deleteLog(L) end
+  end
+  return card
+end
+-- Appends an entry (g, ts, json) to log L, whose last was last; trims; sets the backstop TTL.
+local function appendLog (L, last, g, ts, json, now)
+  local lk = logKey(L)
+  redis.call('ZADD', lk, num(g), num(ts) .. '|' .. json)
+  redis.call('HINCRBY', metaKey(L), 'n', 1)
+  last = last + 1
+  stat('queued', 1)
+  redis.call('ZADD', P .. 'lx', 'NX', num(dropTime(L, ts, last, last)), L)
+  trimLog(L, last, now)
+  local ttl = dropTime(L, ts, last, last) - now + gcMargin
+  if ttl < gcMargin then ttl = gcMargin end
+  redis.call('PEXPIRE', lk, num(ttl))
+  return last
+end
+`)
