@@ -161,6 +161,7 @@ export class RedisStore implements MailboxStore {
       rateMax: rate?.max ?? 0,
       rateWindow: rate?.window ?? 0,
       rateCost: rate?.cost ?? 1,
+      historyMax: c.history?.maxMessages ?? 0,
       rooms: session.rooms
     })
     if (r[0] === 1) return { ok: true, sizes: r[1] }
@@ -225,12 +226,12 @@ export class RedisStore implements MailboxStore {
   }
 
   async endSession (sessionId: string): Promise<EndedSession | null> {
-    const r = await this.call(endSession, { id: sessionId })
+    const r = await this.call(endSession, { id: sessionId, historyMax: this.retention().historyMax })
     return r === null ? null : toEnded(r)
   }
 
   async endUser (user: string): Promise<EndedSession[]> {
-    return (await this.call(endUser, { user })).map(toEnded)
+    return (await this.call(endUser, { user, historyMax: this.retention().historyMax })).map(toEnded)
   }
 
   async userSessions (user: string, now: number): Promise<Member[]> {
@@ -254,7 +255,8 @@ export class RedisStore implements MailboxStore {
   }
 
   async leave (sessionId: string, room: string): Promise<{ left: boolean, size: number }> {
-    const [left, size] = await this.call(leave, { id: sessionId, room })
+    const { maxMailbox, messageTtl, historyMax, gcMargin } = this.retention()
+    const [left, size] = await this.call(leave, { id: sessionId, room, maxMailbox, messageTtl, historyMax, gcMargin })
     return { left: left === 1, size }
   }
 

@@ -7,9 +7,13 @@
  * field `n`). Entries leave only from the head, so `trimmed = last - ZCARD`, and the entry at
  * position `p` has rank `p - trimmed - 1`.
  *
- * A log that is created (again) starts at `last = G`, the global sequence: positions only grow,
- * so a membership that outlived an earlier log of the same name (a room left, emptied and
- * deleted) finds all its positions trimmed, which is what happened to them.
+ * A log that is created (again) starts at `last = G`, the global sequence, so that positions in
+ * a log of one name only grow: a membership that outlived its log (only after a backstop TTL)
+ * finds its positions trimmed, which is what happened to them.
+ *
+ * A room membership that ends with entries unread keeps a private copy of them, a log
+ * `x:<id>:<n>` (at most maxMailboxMessages entries), so that the room's log can still be trimmed
+ * by count and deleted when nobody is in the room; its last is the membership's `until`.
  */
 import { lib } from './lua.js'
 
@@ -53,13 +57,16 @@ local function deleteLog (L)
   if string.sub(L, 1, 2) ~= 's:' then redis.call('DEL', metaKey(L)) end
   redis.call('ZREM', P .. 'lx', L)
 end
--- A room nobody is in any more: deleted when its log is empty, else its count lives as long
--- as its entries (their backstop TTL) and goes when the last one is trimmed.
-local function roomLeft (L)
+-- A room nobody is in any more (its former members keep copies of what they had not read):
+-- deleted, unless it keeps history (history true) and has entries; then its count lives as
+-- long as they do (their backstop TTL), and goes when the last one is trimmed.
+local function roomLeft (L, history)
   local ttl = redis.call('PTTL', logKey(L))
-  if ttl == -2 then deleteLog(L)
+  if not history or ttl == -2 then deleteLog(L)
   elseif ttl > 0 then redis.call('PEXPIRE', metaKey(L), ttl) end
 end
+-- A private copy of a room's entries that a session left with unread (see leaveRoom).
+local function isCopy (L) return string.sub(L, 1, 2) == 'x:' end
 `)
 
 /**

@@ -41,7 +41,8 @@ end
 -- Settles membership m of log L at cursor c: acknowledges delivered entries up to c, drops
 -- what was trimmed from the log or expired at its head. Returns the missed count.
 local function settle (m, c, now)
-  local last = logLast(m.L)
+  local last
+  if isCopy(m.L) then last = m.til else last = logLast(m.L) end
   if not last then
     -- the log is gone (only after a backstop TTL for a current membership): nothing is left of it
     if m.til >= 0 then last = m.til else last = ensureLog(m.L) m.ack, m.dlv = last, last end
@@ -165,14 +166,16 @@ local function readMailbox (id, s, c, limit, maxBytes, now)
   for _, m in ipairs(s.ms) do
     if m.til >= 0 and m.ack >= m.til then
       redis.call('HDEL', sk, m.f)
-    elseif m.ack ~= m.a0 or m.dlv ~= m.d0 then
-      redis.call('HSET', sk, m.f, encodeMembership(m))
-    end
-    -- a session's own inbox has one reader: what it acknowledged is freed at once
-    if m.L == 's:' .. id and m.ack > m.trimmed then
-      local n = math.min(m.ack, m.e) - m.trimmed
-      redis.call('ZREMRANGEBYRANK', m.lk, 0, n - 1)
-      stat('queued', -n)
+      if isCopy(m.L) then redis.call('DEL', m.lk) end
+    else
+      if m.ack ~= m.a0 or m.dlv ~= m.d0 then redis.call('HSET', sk, m.f, encodeMembership(m)) end
+      -- a session's own inbox, and its copies, have one reader: what it acknowledged is freed at once
+      local own = m.L == 's:' .. id
+      if (own or isCopy(m.L)) and m.ack > m.trimmed then
+        local n = m.ack - m.trimmed
+        redis.call('ZREMRANGEBYRANK', m.lk, 0, n - 1)
+        if own then stat('queued', -n) end
+      end
     end
   end
   local pm = tonumber(s.pm)

@@ -54,7 +54,7 @@ appendLog(L, last, g, ts, json, now)
 if n > 0 then
   emit({ type = 'wake', log = L })
 else
-  roomLeft(L) -- a room nobody is in: its count lives as long as its entries
+  roomLeft(L, true) -- a room nobody is in, kept for its history: its count lives as long as its entries
 end
 return n
 `, [RETENTION, SESSIONS])
@@ -65,11 +65,21 @@ type ReadReply = [messages: string[], cursor: number, missed: number, pollSeq: n
 /** Ends the hold with sequence seq when it is the session's latest: idle time starts now. */
 const HOLD = lib('hold', {}, [SESSIONS], `
 local function endHold (id, s, seq, now, sessionTtl, gcMargin)
-  if tonumber(s.ps) ~= seq or tonumber(s.hu) == 0 then return end
-  s.hu = '0'
-  redis.call('HSET', P .. 's:' .. id, 'hu', 0, 'ls', num(math.max(tonumber(s.ls), now)))
-  redis.call('ZADD', P .. 'sessions', num(now + sessionTtl), id)
-  touch(id, s, sessionTtl + gcMargin)
+  -- an older poll ending must not cut the hold of a newer one
+  if tonumber(s.ps) ~= seq then return end
+  local ls = tonumber(s.ls)
+  if tonumber(s.hu) ~= 0 then
+    s.hu = '0'
+    ls = math.max(ls, now)
+  elseif alive(id, now) and now > ls then
+    ls = now
+  else
+    return
+  end
+  s.ls = num(ls)
+  redis.call('HSET', P .. 's:' .. id, 'hu', 0, 'ls', s.ls)
+  redis.call('ZADD', P .. 'sessions', num(ls + sessionTtl), id)
+  touch(id, s, ls - now + sessionTtl + gcMargin)
 end
 `)
 
@@ -95,7 +105,7 @@ export const poll = script<0 | -1 | [
 local id = byToken(tokenHash, now)
 if not id then return 0 end
 local sk = P .. 's:' .. id
-local s = parseSession(redis.call('HGETALL', sk))
+local s = parseSession(id, redis.call('HGETALL', sk))
 if not s.tok then return 0 end
 seen(id, s, now, sessionTtl, gcMargin)
 local r = readMailbox(id, s, cursor, limit, maxBytes, now)
@@ -128,7 +138,7 @@ export const read = script<0 | -1 | ReadReply>()('lpcRead', {
   ...retention
 }, `
 local sk = P .. 's:' .. id
-local s = parseSession(redis.call('HGETALL', sk))
+local s = parseSession(id, redis.call('HGETALL', sk))
 if not s.tok then return 0 end
 local r = readMailbox(id, s, cursor, limit, maxBytes, now)
 if not r then return -1 end

@@ -56,7 +56,7 @@ export const join = script<[result: 'joined' | 'already' | 'too-many' | 'no-sess
   historyMax: 'number',
   historyAge: 'number'
 }, `
-if not alive(id, now) then return { 'no-session', 0, {}, '' } end
+if not redis.call('ZSCORE', P .. 'sessions', id) then return { 'no-session', 0, {}, '' } end
 local sk = sessionKey(id)
 local f = redis.call('HMGET', sk, 'tok', 'rc', 'jc')
 if not f[1] then return { 'no-session', 0, {}, '' } end
@@ -80,20 +80,27 @@ return { 'joined', redis.call('ZCARD', mb), page[1], page[2] }
 
 /**
  * Leaves the room: the membership ends at the log's current end (what was accepted while a
- * member stays pending) and the session leaves the member set; a wake for its inbox.
+ * member and is unread stays the session's own, copied) and the session leaves the member set;
+ * a wake for its inbox.
  * Replies { left (1/0), size }.
  */
 export const leave = script<[left: 0 | 1, size: number]>()('lpcLeave', {
   id: 'string',
-  room: 'string'
+  room: 'string',
+  maxMailbox: 'number',
+  messageTtl: 'number',
+  historyMax: 'number',
+  gcMargin: 'number'
 }, `
 local sk = sessionKey(id)
 local L = 'r:' .. room
+if redis.call('EXISTS', sk) == 0 then return { 0, 0 } end
 local v = redis.call('HGET', sk, 'm:' .. L)
 if not v then return { 0, redis.call('ZCARD', P .. 'mb:' .. L) } end
 local m = membership(v)
 m.f, m.L = 'm:' .. L, L
-local size = leaveRoom(id, m, logLast(L) or m.dlv, true)
+keepUnread(id, m, logLast(L) or m.dlv, maxMailbox, messageTtl + gcMargin)
+local size = leaveRoom(id, m, historyMax > 0)
 redis.call('HINCRBY', sk, 'rc', -1)
 emit({ type = 'wake', log = 's:' .. id })
 return { 1, size }

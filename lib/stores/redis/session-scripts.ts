@@ -16,7 +16,8 @@ export type MemberReply = [id: string, profile: string, lastSeen: string]
 /**
  * Creates a session with its memberships (`all`, its inbox, its user's log, its rooms), each
  * from the log's current end. Checked in this order, nothing changed when refused: the
- * register rate limit (rateKey, counted when the session is created), the user's cap, maxSessions.
+ * register rate limit (rateKey, counted when the session is created), the user's cap (live
+ * sessions), maxSessions (sessions not yet swept).
  * Replies { 1, sizes } or { 0, reason, retryMs }.
  */
 export const createSession = script<[1, number[]] | [0, 'full' | 'user-full' | 'limited', number]>()('lpcCreate', {
@@ -35,14 +36,14 @@ export const createSession = script<[1, number[]] | [0, 'full' | 'user-full' | '
   rateMax: 'number',
   rateWindow: 'number',
   rateCost: 'number',
+  historyMax: 'number',
   rooms: 'string[]'
 }, `
 local rk = nil
 if rateKey then
   rk = P .. 'rk:' .. rateBucket .. ':' .. rateKey
-  local f = redis.call('HMGET', rk, 'c', 's', 'w')
-  local count, start, w = tonumber(f[1]), tonumber(f[2]), tonumber(f[3])
-  if count and now < start + w and count + rateCost > rateMax then return { 0, 'limited', math.max(1, start + w - now) } end
+  local retry = rateRetry(rk, rateMax, rateWindow, rateCost, now)
+  if retry > 0 then return { 0, 'limited', retry } end
 end
 if user and maxPerUser > 0 then
   local n = 0
@@ -51,13 +52,11 @@ if user and maxPerUser > 0 then
   end
   if n >= maxPerUser then return { 0, 'user-full', 0 } end
 end
-if redis.call('ZCOUNT', P .. 'sessions', above(now), '+inf') >= maxSessions then return { 0, 'full', 0 } end
-if rk then
-  local retry = rateCheck(rk, rateMax, rateWindow, rateCost, now, gcMargin)
-  if retry > 0 then return { 0, 'limited', retry } end
-end
+-- (sessions expired but not yet swept count, as in stats().sessions)
+if redis.call('ZCARD', P .. 'sessions') >= maxSessions then return { 0, 'full', 0 } end
+if rk then rateAdd(rk, rateWindow, rateCost, now, gcMargin) end
 local sk = sessionKey(id)
-if redis.call('EXISTS', sk) == 1 then endOne(id) end
+if redis.call('EXISTS', sk) == 1 then removeSession(id, historyMax > 0) end
 local allLast = ensureLog('all')
 local no = redis.call('HINCRBY', P .. 'lm:all', 'j', 1)
 local fields = { 'tok', tokenHash, 'prof', profile, 'ctx', context, 'ls', num(now), 'ps', 0, 'hu', 0, 'is', 0, 'pm', 0,
@@ -92,8 +91,8 @@ return { 1, sizes }
 `, [SESSIONS])
 
 /**
- * Token → live session: lastSeen and expiry refreshed, and `rate` (rateBucket non-null) counted
- * when the session is found and the limit allows. Replies 0 (unknown), { -1, retryMs } (limited,
+ * Token → live session: lastSeen and expiry refreshed (even when the rate refuses), and `rate`
+ * (rateBucket non-null) counted when the limit allows. Replies 0 (unknown), { -1, retryMs } (limited,
  * nothing counted) or the session.
  */
 export const authenticate = script<0 | [-1, number] | SessionReply>()('lpcAuth', {
@@ -108,13 +107,16 @@ export const authenticate = script<0 | [-1, number] | SessionReply>()('lpcAuth',
 }, `
 local id = byToken(tokenHash, now)
 if not id then return 0 end
-local s = parseSession(redis.call('HGETALL', sessionKey(id)))
+local s = parseSession(id, redis.call('HGETALL', sessionKey(id)))
 if not s.tok then return 0 end
-if rateBucket then
-  local retry = rateCheck(P .. 'rl:' .. rateBucket .. ':' .. id, rateMax, rateWindow, rateCost, now, gcMargin)
-  if retry > 0 then return { -1, retry } end
-end
+-- a refused request is an authenticated request all the same: it keeps the session alive
 seen(id, s, now, sessionTtl, gcMargin)
+if rateBucket then
+  local key = P .. 'rl:' .. rateBucket .. ':' .. id
+  local retry = rateRetry(key, rateMax, rateWindow, rateCost, now)
+  if retry > 0 then return { -1, retry } end
+  rateAdd(key, rateWindow, rateCost, now, gcMargin)
+end
 return sessionReply(id, s)
 `, [SESSIONS])
 
@@ -143,21 +145,28 @@ return { id, user or '' }
 
 /** Ends the session (even if expired but not yet swept); null when there is none. */
 export const endSession = script<EndedReply | null>()('lpcEnd', {
-  id: 'string'
+  id: 'string',
+  historyMax: 'number'
 }, `
 if not redis.call('ZSCORE', P .. 'sessions', id) then return false end
-return endOne(id)
+local ended = removeSession(id, historyMax > 0)
+emit({ type = 'ended', sessionId = id })
+return ended
 `, [SESSIONS])
 
 /** Ends every session of the user. */
 export const endUser = script<EndedReply[]>()('lpcEndUser', {
-  user: 'string'
+  user: 'string',
+  historyMax: 'number'
 }, `
 local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', P .. 'u:' .. user)) do
-  if redis.call('ZSCORE', P .. 'sessions', id) then out[#out + 1] = endOne(id)
+local ids = redis.call('SMEMBERS', P .. 'u:' .. user)
+table.sort(ids, function (a, b) return (tonumber(redis.call('HGET', sessionKey(a), 'no')) or 0) < (tonumber(redis.call('HGET', sessionKey(b), 'no')) or 0) end)
+for _, id in ipairs(ids) do
+  if redis.call('ZSCORE', P .. 'sessions', id) then out[#out + 1] = removeSession(id, historyMax > 0)
   else redis.call('SREM', P .. 'u:' .. user, id) end
 end
+for _, e in ipairs(out) do emit({ type = 'ended', sessionId = e[1] }) end
 return out
 `, [SESSIONS])
 
@@ -194,8 +203,9 @@ export const sweep = script<EndedReply[]>()('lpcSweep', {
 }, `
 local out = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'sessions', '-inf', scoreText(now), 'LIMIT', 0, limit)) do
-  out[#out + 1] = endOne(id)
+  out[#out + 1] = removeSession(id, historyMax > 0)
 end
+for _, e in ipairs(out) do emit({ type = 'ended', sessionId = e[1] }) end
 for _, L in ipairs(redis.call('ZRANGEBYSCORE', P .. 'lx', '-inf', scoreText(now), 'LIMIT', 0, logs)) do
   local last = logLast(L)
   if last then trimLog(L, last, now) else redis.call('ZREM', P .. 'lx', L) end
