@@ -28,11 +28,11 @@ return cjson.encode({ P = P, text = text, maybeText = maybeText or 'nil', count 
 `, [twice])
 
 t.test('the builders put the key base, then the arguments in the declared order', async (t) => {
-  t.same(createSession.argv('P:', {
-    id: 'i', tokenHash: 't', profile: 'null', user: null, context: 'null', now: 5, sessionTtl: 6, maxSessions: 7, maxPerUser: 0,
-    gcMargin: 8, rateKey: null, rateBucket: 'register', rateMax: 0, rateWindow: 0, rateCost: 1, rooms: ['a', 'b']
-  }), ['P:', 'i', 't', 'null', '', 'null', 5, 6, 7, 0, 8, '', 'register', 0, 0, 1, 'a', 'b'],
-  'a list goes last, one ARGV entry per item; null is sent as an empty string')
+  const create = { id: 'i', tokenHash: 't', profile: 'null', user: null, context: 'null', now: 5, sessionTtl: 6, maxSessions: 7 } as const
+  const rate = { maxPerUser: 0, gcMargin: 8, rateKey: null, rateBucket: 'register', rateMax: 0, rateWindow: 0, rateCost: 1 } as const
+  t.same(createSession.argv('P:', { ...create, ...rate, historyMax: 0, rooms: ['a', 'b'] }),
+    ['P:', 'i', 't', 'null', '', 'null', 5, 6, 7, 0, 8, '', 'register', 0, 0, 1, 0, 'a', 'b'],
+    'a list goes last, one ARGV entry per item; null is sent as an empty string')
   t.same(endPoll.argv('P:', { gcMargin: 4, sessionTtl: 3, now: 2, seq: 1, id: 's' }), ['P:', 's', 1, 2, 3, 4], 'the order of the object given does not matter')
   t.same(members.argv('P:', { room: null, after: 7, limit: 10, now: -1 }), ['P:', '', 7, 10, -1])
   t.same(probe.argv('P:', { text: 'x', maybeText: null, count: 1, maybeCount: null, factor: 3, list: [] }), ['P:', 'x', '', 1, '', 3])

@@ -26,6 +26,8 @@
  *                    end, 0 when none), is (highest g issued), pm (missed not yet reported),
  *                    n (inbox count), no (creation number), rc/jc/lc (room count, join and
  *                    leftover counters), and one field per membership (see ./lua-sessions.ts)
+ * - `B sr:<id>`     set of the session's rooms (no TTL: whenever the session is swept, even
+ *                    after its hash timed out, the sweep still takes it out of its rooms)
  * - `B t:<hash>`     token hash → id
  * - `B sessions`     sorted set id → expiry time (the logic's clock is the `now` argument)
  * - `B u:<user>`     set of the user's session ids

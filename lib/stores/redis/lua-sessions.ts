@@ -152,6 +152,17 @@ end
 local function removeSession (id, history)
   local sk = sessionKey(id)
   local s = parseSession(id, redis.call('HGETALL', sk))
+  local srk = P .. 'sr:' .. id
+  if not s.tok then
+    -- the hash is gone (its backstop TTL): its rooms are still known from sr:
+    local names = redis.call('SMEMBERS', srk)
+    table.sort(names)
+    for i, room in ipairs(names) do
+      s.roomMs[i] = { f = 'm:r:' .. room, L = 'r:' .. room }
+      s.rooms[i] = room
+    end
+  end
+  redis.call('DEL', srk)
   local sizes = {}
   for i, m in ipairs(s.roomMs) do sizes[i] = leaveRoom(id, m, history) end
   for _, m in ipairs(s.ms) do
