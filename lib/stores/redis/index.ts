@@ -256,7 +256,7 @@ export class RedisStore implements MailboxStore {
     return { result, size, history: { items: messages, next: next === '' ? null : next } }
   }
 
-  async leave (sessionId: string, room: string): Promise<{ left: boolean, size: number }> {
+  async leave (sessionId: string, room: string, _now?: number): Promise<{ left: boolean, size: number }> {
     const { maxMailbox, messageTtl, historyMax, gcMargin } = this.retention()
     const [left, size] = await this.call(leave, { id: sessionId, room, maxMailbox, messageTtl, historyMax, gcMargin })
     return { left: left === 1, size }
