@@ -10,7 +10,8 @@
  * and PUBLISHES room messages, one at a time, and reads Redis's own figures around them:
  * INFO commandstats (usec of EVALSHA: time inside the scripts), INFO cpu (the server process's
  * user + sys CPU: parsing, replies, pub/sub included) and SLOWLOG (threshold 0: the longest
- * call). Nobody polls meanwhile: a publish's cost does not depend on held polls.
+ * call). Nobody polls meanwhile: a publish's cost does not depend on held polls. It also prints
+ * the memory a session and a message take.
  */
 import { spawnSync } from 'node:child_process'
 import { randomBytes, createHash } from 'node:crypto'
@@ -22,6 +23,7 @@ import type { LogTarget } from '../lib/stores/store.js'
 
 const SIZES = (env.SIZES ?? '1000,20000').split(',').map(Number)
 const PUBLISHES = Number(env.PUBLISHES ?? 300)
+const MEMORY_MESSAGES = 1000
 
 async function freePort (): Promise<number> {
   return await new Promise((resolve, reject) => {
@@ -71,6 +73,7 @@ async function main (): Promise<void> {
   c.on('error', () => {})
   try {
     const rows: string[] = []
+    const memory: string[] = []
     for (const n of SIZES) {
       await c.flushall()
       const store = new RedisStore({ client: c, keyPrefix: 'bench:' })
@@ -84,6 +87,8 @@ async function main (): Promise<void> {
         history: { maxMessages: 100, maxAge: 3_600_000 }
       }, () => {})
       const now = Date.now()
+      const used = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(String(await c.info('memory')))?.[1])
+      const m0 = await used()
       for (let i = 0; i < n; i += 500) {
         await Promise.all(Array.from({ length: Math.min(500, n - i) }, () => store.createSession({
           id: randomBytes(12).toString('base64url'),
@@ -96,7 +101,22 @@ async function main (): Promise<void> {
       }
       const json = JSON.stringify({ id: 'x', type: 'message', from: null, room: null, to: null, data: 'hello, everyone', ts: now })
       const publish = (target: LogTarget) => async (): Promise<number> => await store.publish({ id: randomBytes(8).toString('hex'), ts: Date.now(), json, target }, Date.now())
+      const m1 = await used()
       if (await publish({ kind: 'all' })() !== n) throw new Error('not every session counted')
+      // Memory per message: MEMORY_MESSAGES (≤ maxMailboxMessages) in the log of everyone.
+      for (let i = 1; i < MEMORY_MESSAGES; i++) await publish({ kind: 'all' })()
+      const base = store.keyBase
+      const usage = async (key: string): Promise<number> => Number(await c.memory('USAGE', key, 'SAMPLES', 0) ?? 0)
+      const perMessage = await usage(base + 'l:all') / await c.zcard(base + 'l:all')
+      // Memory per session: its own keys (a sample) and its entries in the shared sorted sets.
+      const ids = (await c.zrange(base + 'sessions', 0, 99)) as string[]
+      let own = 0
+      for (const id of ids) {
+        const tok = await c.hget(base + 's:' + id, 'tok')
+        own += await usage(base + 's:' + id) + await usage(base + 't:' + tok) + await usage(base + 'sr:' + id)
+      }
+      const shared = (await usage(base + 'sessions') + await usage(base + 'mb:all') + await usage(base + 'mb:r:lobby')) / n
+      memory.push(`| ${n} | ${(own / ids.length + shared).toFixed(0)} | ${(m1 - m0) / n | 0} | ${(perMessage - json.length).toFixed(0)} + ${json.length} of JSON |`)
       const all = await measure(c, publish({ kind: 'all' }))
       const room = await measure(c, publish({ kind: 'room', room: 'lobby' }))
       for (const [what, f] of [['broadcast', all], ['room', room]] as const) {
@@ -108,6 +128,11 @@ async function main (): Promise<void> {
     console.log('| sessions | publish | µs in the script (commandstats) | µs of Redis CPU (INFO cpu) | longest call, µs (SLOWLOG) |')
     console.log('| --- | --- | --- | --- | --- |')
     for (const r of rows) console.log(r)
+    console.log('\nMemory: a session in one room with a small profile (MEMORY USAGE of its keys and its share of the sorted sets;')
+    console.log('INFO used_memory delta per session created), a message in a log (MEMORY USAGE of the log / entries)')
+    console.log('| sessions | bytes per session (MEMORY USAGE) | bytes per session (used_memory) | bytes per message |')
+    console.log('| --- | --- | --- | --- |')
+    for (const r of memory) console.log(r)
   } finally {
     await c.shutdown('NOSAVE').catch(() => {})
     c.disconnect()

@@ -26,7 +26,7 @@
  *                    end, 0 when none), is (highest g issued), pm (missed not yet reported),
  *                    n (inbox count), no (creation number), rc/jc/lc (room count, join and
  *                    leftover counters), and one field per membership (see ./lua-sessions.ts)
- * - `B sr:<id>`     set of the session's rooms (no TTL: whenever the session is swept, even
+ * - `B sr:<id>`     hash room → '' of the session's rooms (a small hash is compact) (no TTL: whenever the session is swept, even
  *                    after its hash timed out, the sweep still takes it out of its rooms)
  * - `B t:<hash>`     token hash → id
  * - `B sessions`     sorted set id → expiry time (the logic's clock is the `now` argument)

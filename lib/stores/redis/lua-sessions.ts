@@ -155,7 +155,7 @@ local function removeSession (id, history)
   local srk = P .. 'sr:' .. id
   if not s.tok then
     -- the hash is gone (its backstop TTL): its rooms are still known from sr:
-    local names = redis.call('SMEMBERS', srk)
+    local names = redis.call('HKEYS', srk)
     table.sort(names)
     for i, room in ipairs(names) do
       s.roomMs[i] = { f = 'm:r:' .. room, L = 'r:' .. room }

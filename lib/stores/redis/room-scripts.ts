@@ -74,7 +74,7 @@ redis.call('PERSIST', P .. 'lm:' .. L)
 redis.call('ZADD', mb, redis.call('HINCRBY', P .. 'lm:' .. L, 'j', 1), id)
 local k = tonumber(f[3]) + 1
 redis.call('HSET', sk, 'm:' .. L, encodeMembership({ ack = last, dlv = last, til = -1, k = k }), 'rc', tonumber(f[2]) + 1, 'jc', k)
-redis.call('SADD', P .. 'sr:' .. id, room)
+redis.call('HSET', P .. 'sr:' .. id, room, '')
 emit({ type = 'wake', log = 's:' .. id })
 return { 'joined', redis.call('ZCARD', mb), page[1], page[2] }
 `, [SESSIONS, HISTORY])
@@ -102,7 +102,7 @@ local m = membership(v)
 m.f, m.L = 'm:' .. L, L
 keepUnread(id, m, logLast(L) or m.dlv, maxMailbox, messageTtl + gcMargin)
 local size = leaveRoom(id, m, historyMax > 0)
-redis.call('SREM', P .. 'sr:' .. id, room)
+redis.call('HDEL', P .. 'sr:' .. id, room)
 redis.call('HINCRBY', sk, 'rc', -1)
 emit({ type = 'wake', log = 's:' .. id })
 return { 1, size }

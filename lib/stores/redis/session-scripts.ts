@@ -82,7 +82,7 @@ for k, room in ipairs(rooms) do
   fields[#fields + 1] = encodeMembership({ ack = last, dlv = last, til = -1, k = k })
   sizes[k] = redis.call('ZCARD', mb)
 end
-if #rooms > 0 then redis.call('SADD', P .. 'sr:' .. id, unpack(rooms)) end
+for _, room in ipairs(rooms) do redis.call('HSET', P .. 'sr:' .. id, room, '') end
 redis.call('HSET', sk, unpack(fields))
 redis.call('SET', P .. 't:' .. tokenHash, id)
 redis.call('ZADD', P .. 'sessions', num(now + sessionTtl), id)
