@@ -8,8 +8,8 @@ import type { ReadResult } from '../store.js'
 import type { LogSpace } from './log.js'
 import type { Cursor, Session } from './sessions.js'
 
-/** Reused between reads (a read runs to completion synchronously). */
-const cursors: Cursor[] = []
+/** Reused between reads (a read runs to completion synchronously); cleared after each. */
+const cursors: Array<Cursor | null> = []
 const heads: number[] = []
 
 function end (m: Cursor): number {
@@ -51,7 +51,7 @@ function oldest (n: number): number {
   let best = -1
   let bestG = Infinity
   for (let i = 0; i < n; i++) {
-    const m = cursors[i]
+    const m = cursors[i] as Cursor
     const p = heads[i]
     if (p > end(m)) continue
     const g = m.log.at(p).g
@@ -63,16 +63,16 @@ function oldest (n: number): number {
   return best
 }
 
+/** Puts the session's cursors that have entries to look at into `cursors`; returns how many. */
 function gather (s: Session): number {
   let n = 0
-  const add = (m: Cursor | null): void => {
-    if (m !== null && m.ack < end(m)) cursors[n++] = m
-  }
-  add(s)
-  add(s.inbox)
-  add(s.userCursor)
-  if (s.rooms !== null) for (const m of s.rooms) add(m)
-  if (s.leftovers !== null) for (const m of s.leftovers) add(m)
+  if (s.ack < end(s)) cursors[n++] = s
+  if (s.inbox !== null && s.inbox.ack < end(s.inbox)) cursors[n++] = s.inbox
+  if (s.userCursor !== null && s.userCursor.ack < end(s.userCursor)) cursors[n++] = s.userCursor
+  const rooms = s.rooms
+  if (rooms !== null) for (let i = 0; i < rooms.length; i++) if (rooms[i].ack < end(rooms[i])) cursors[n++] = rooms[i]
+  const left = s.leftovers
+  if (left !== null) for (let i = 0; i < left.length; i++) if (left[i].ack < end(left[i])) cursors[n++] = left[i]
   return n
 }
 
@@ -85,7 +85,7 @@ export function readMailbox (space: LogSpace, s: Session, c: number, limit: numb
   let missed = 0
   let pending = 0
   for (let i = 0; i < n; i++) {
-    const m = cursors[i]
+    const m = cursors[i] as Cursor
     missed += settle(space, m, c, now)
     pending += end(m) - m.ack
   }
@@ -93,10 +93,10 @@ export function readMailbox (space: LogSpace, s: Session, c: number, limit: numb
   let cursor = c
   if (limit > 0) {
     // Overflow: at most `max` pending, the oldest (in acceptance order) dropped first.
-    for (let i = 0; i < n; i++) heads[i] = cursors[i].ack + 1
+    for (let i = 0; i < n; i++) heads[i] = (cursors[i] as Cursor).ack + 1
     for (; pending > max; pending--) {
       const i = oldest(n)
-      const m = cursors[i]
+      const m = cursors[i] as Cursor
       m.ack = heads[i]++
       if (m.ack > m.dlv) {
         missed++
@@ -107,7 +107,7 @@ export function readMailbox (space: LogSpace, s: Session, c: number, limit: numb
     while (messages.length < limit) {
       const i = oldest(n)
       if (i < 0) break
-      const m = cursors[i]
+      const m = cursors[i] as Cursor
       const p = heads[i]
       const entry = m.log.at(p)
       if (entry.json === null) {
@@ -138,7 +138,7 @@ export function readMailbox (space: LogSpace, s: Session, c: number, limit: numb
     const left = s.leftovers.filter((m) => m.ack < m.until)
     s.leftovers = left.length > 0 ? left : null
   }
-  cursors.length = 0
+  for (let i = 0; i < n; i++) cursors[i] = null
   let reported = 0
   if (limit > 0) {
     reported = s.pendingMissed + missed
