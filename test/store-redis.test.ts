@@ -286,6 +286,34 @@ t.test('RedisStore', { skip: redisSkip }, async (t) => {
     t.equal(await c.zcard(base + 'lx'), 0, 'and the index of log heads is empty')
   })
 
+  t.test('a former member keeps a copy of what it left unread: the room\'s log is trimmed and deleted all the same', async (t) => {
+    const prefix = uniquePrefix('lpctest')
+    const c = client(t, prefix)
+    const { store } = await started(t, c, prefix, { maxMailboxMessages: 20 })
+    const base = store.keyBase
+    const now = Date.now()
+    const a = newSession(['r'])
+    const b = newSession(['r'])
+    await store.createSession(a, now)
+    await store.createSession(b, now)
+    for (let i = 0; i < 5; i++) await store.publish(message({ kind: 'room', room: 'r' }, i, now), now)
+    await store.leave(a.id, 'r', now)
+    const copies = (await keysOf(c, base + 'l:x:')).length
+    t.equal(copies, 1, 'one copy, of the 5 unread')
+    for (let i = 5; i < 200; i++) await store.publish(message({ kind: 'room', room: 'r' }, i, now), now)
+    t.equal(await c.zcard(base + 'l:r:r'), 20, 'the room keeps maxMailboxMessages, not everything since the leave')
+    await store.leave(b.id, 'r', now)
+    t.equal(await c.exists(base + 'l:r:r', base + 'lm:r:r', base + 'mb:r:r'), 0, 'nobody in it, no history: the room is gone')
+    t.same(data(await store.read(a.id, 0, ALL, now)), [0, 1, 2, 3, 4], 'the former member still reads its own')
+    t.same(data(await store.read(b.id, 0, ALL, now)).length, 20, 'and so does the other one (its newest 20)')
+    t.equal((await keysOf(c, base + 'l:x:')).length, 2, 'two copies, until acknowledged')
+    t.same(data(await store.read(a.id, null, ALL, now)), [], 'a acknowledges')
+    t.equal((await keysOf(c, base + 'l:x:')).length, 1, 'its copy is freed')
+    t.same(data(await store.read(b.id, null, ALL, now)), [], 'b too')
+    t.equal((await keysOf(c, base + 'l:x:')).length, 0, 'and its copy')
+    t.equal((await store.stats()).queued, 0, 'copies are not counted twice')
+  })
+
   t.test('a session whose keys timed out (the TTL backstop) breaks nothing and is swept', async (t) => {
     const prefix = uniquePrefix('lpctest')
     const c = client(t, prefix)
