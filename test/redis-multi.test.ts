@@ -356,6 +356,56 @@ t.test('several instances on one Redis', { skip: redisSkip }, async (t) => {
     t.same(seen.filter((m) => m.from === u.id).map((m) => m.type), ['join', 'leave', 'join', 'leave'], 'in order')
   })
 
+  t.test('a user\'s sessions on two instances all receive a toUser and a sendToUser message', async (t) => {
+    const user = { authenticate: (req: { headers: Record<string, unknown> }) => ({ user: String(req.headers['x-user']) }) }
+    const [A, B, C] = (await cluster(t, 3, user)).servers as Three
+    const tab = await register(A, {}, { 'x-user': 'ann' })
+    const phone = await register(B, {}, { 'x-user': 'ann' })
+    const bob = await register(C, {}, { 'x-user': 'bob' })
+    const heldTab = pollOk(A, tab.token, { cursor: tab.cursor, wait: 4000 })
+    const heldPhone = pollOk(B, phone.token, { cursor: phone.cursor, wait: 4000 })
+    await waitHeld(A, 1)
+    await waitHeld(B, 1)
+    t.equal((await send(C, bob.token, { toUser: phone.id, data: 'hi ann' })).status, 202, 'bob writes to the person behind the phone, on C')
+    const [rt, rp] = await Promise.all([heldTab, heldPhone])
+    for (const [what, r] of [['the tab, held on A', rt], ['the phone, held on B', rp]] as const) {
+      t.same(data(r.messages), ['hi ann'], what)
+      t.equal(r.messages[0]?.toUser, true)
+      t.equal(r.messages[0]?.to, phone.id, 'to: the session bob addressed')
+      t.equal(r.messages[0]?.from, bob.id)
+    }
+    const again = [pollOk(A, tab.token, { cursor: rt.cursor, wait: 4000 }), pollOk(B, phone.token, { cursor: rp.cursor, wait: 4000 })]
+    await waitHeld(A, 1)
+    await waitHeld(B, 1)
+    t.equal((await C.app.longPoll.sendToUser('ann', 'from the app')).recipients, 2, 'sendToUser on C counts both')
+    for (const r of await Promise.all(again)) {
+      t.same(data(r.messages), ['from the app'])
+      t.same([r.messages[0]?.toUser, r.messages[0]?.to, r.messages[0]?.from], [true, null, null])
+    }
+    t.same((await A.app.longPoll.userSessions('ann')).map((m) => m.id).sort(), [tab.id, phone.id].sort(), 'userSessions on any instance')
+    t.same(data((await pollOk(C, bob.token, { cursor: bob.cursor, wait: 0 })).messages), [], 'nobody else got them')
+  })
+
+  t.test('logout everywhere: endUser on C answers the held polls of the user on A and B with 401', async (t) => {
+    const user = { authenticate: (req: { headers: Record<string, unknown> }) => ({ user: String(req.headers['x-user']) }) }
+    const [A, B, C] = (await cluster(t, 3, user)).servers as Three
+    const tab = await register(A, {}, { 'x-user': 'ann' })
+    const phone = await register(B, {}, { 'x-user': 'ann' })
+    const other = await register(A, {}, { 'x-user': 'bob' })
+    const heldTab = poll(A, tab.token, { cursor: tab.cursor, wait: 4000 })
+    const heldPhone = poll(B, phone.token, { cursor: phone.cursor, wait: 4000 })
+    await waitHeld(A, 1)
+    await waitHeld(B, 1)
+    t.equal(await C.app.longPoll.endUser('ann'), 2, 'two sessions ended')
+    for (const [what, res] of [['the tab on A', await heldTab], ['the phone on B', await heldPhone]] as const) {
+      expectError(t, res, 401, 'LONGPOLL_UNKNOWN_SESSION', what)
+      t.ok(res.ms < 2000, `${what}: at once (${res.ms} ms)`)
+    }
+    expectError(t, await poll(B, tab.token, { wait: 0 }), 401, 'LONGPOLL_UNKNOWN_SESSION', 'the tab\'s token, on another instance')
+    t.equal((await poll(C, other.token, { wait: 0 })).status, 200, 'another user is not touched')
+    t.same(await B.app.longPoll.userSessions('ann'), [])
+  })
+
   t.test('stats().sessions and members() are the same on every instance', async (t) => {
     const { servers } = await cluster(t, 3)
     const sessions = []
