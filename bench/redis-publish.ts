@@ -7,7 +7,8 @@
  *
  * It starts a private redis-server (no persistence) on a free port, so that nothing else runs
  * there: for each N it creates N sessions (all in one room), then times PUBLISHES broadcasts
- * and PUBLISHES room messages, one at a time, and reads Redis's own figures around them:
+ * and PUBLISHES room messages, one at a time (and PUBLISHES reads, each of another session, of
+ * the two messages it has), and reads Redis's own figures around them:
  * INFO commandstats (usec of EVALSHA: time inside the scripts), INFO cpu (the server process's
  * user + sys CPU: parsing, replies, pub/sub included) and SLOWLOG (threshold 0: the longest
  * call). Nobody polls meanwhile: a publish's cost does not depend on held polls. It also prints
@@ -22,7 +23,7 @@ import { RedisStore } from '../lib/stores/redis/index.js'
 import type { LogTarget } from '../lib/stores/store.js'
 
 const SIZES = (env.SIZES ?? '1000,20000').split(',').map(Number)
-const PUBLISHES = Number(env.PUBLISHES ?? 300)
+const PUBLISHES = Math.min(Number(env.PUBLISHES ?? 300), Math.min(...SIZES) - 20)
 const MEMORY_MESSAGES = 1000
 
 async function freePort (): Promise<number> {
@@ -89,9 +90,10 @@ async function main (): Promise<void> {
       const now = Date.now()
       const used = async (): Promise<number> => Number(/used_memory:(\d+)/.exec(String(await c.info('memory')))?.[1])
       const m0 = await used()
+      const ids: string[] = []
       for (let i = 0; i < n; i += 500) {
         await Promise.all(Array.from({ length: Math.min(500, n - i) }, () => store.createSession({
-          id: randomBytes(12).toString('base64url'),
+          id: ids[ids.push(randomBytes(12).toString('base64url')) - 1] as string,
           tokenHash: createHash('sha256').update(randomBytes(32)).digest('hex'),
           profile: { name: 'someone' },
           user: null,
@@ -103,29 +105,34 @@ async function main (): Promise<void> {
       const publish = (target: LogTarget) => async (): Promise<number> => await store.publish({ id: randomBytes(8).toString('hex'), ts: Date.now(), json, target }, Date.now())
       const m1 = await used()
       if (await publish({ kind: 'all' })() !== n) throw new Error('not every session counted')
+      await publish({ kind: 'room', room: 'lobby' })()
+      // A read (a woken poll's): the broadcast and the room message above to answer, for a session
+      // in `all`, its inbox and one room; each read is of another session.
+      let next = 0
+      const reads = await measure(c, async () => await store.read(ids[next++] as string, null, { limit: 500, maxBytes: 262_144 }, Date.now()))
       // Memory per message: MEMORY_MESSAGES (≤ maxMailboxMessages) in the log of everyone.
       for (let i = 1; i < MEMORY_MESSAGES; i++) await publish({ kind: 'all' })()
       const base = store.keyBase
       const usage = async (key: string): Promise<number> => Number(await c.memory('USAGE', key, 'SAMPLES', 0) ?? 0)
       const perMessage = await usage(base + 'l:all') / await c.zcard(base + 'l:all')
       // Memory per session: its own keys (a sample) and its entries in the shared sorted sets.
-      const ids = (await c.zrange(base + 'sessions', 0, 99)) as string[]
+      const sample = (await c.zrange(base + 'sessions', 0, 99)) as string[]
       let own = 0
-      for (const id of ids) {
+      for (const id of sample) {
         const tok = await c.hget(base + 's:' + id, 'tok')
         own += await usage(base + 's:' + id) + await usage(base + 't:' + tok) + await usage(base + 'sr:' + id)
       }
       const shared = (await usage(base + 'sessions') + await usage(base + 'mb:all') + await usage(base + 'mb:r:lobby')) / n
-      memory.push(`| ${n} | ${(own / ids.length + shared).toFixed(0)} | ${(m1 - m0) / n | 0} | ${(perMessage - json.length).toFixed(0)} + ${json.length} of JSON |`)
+      memory.push(`| ${n} | ${(own / sample.length + shared).toFixed(0)} | ${(m1 - m0) / n | 0} | ${(perMessage - json.length).toFixed(0)} + ${json.length} of JSON |`)
       const all = await measure(c, publish({ kind: 'all' }))
       const room = await measure(c, publish({ kind: 'room', room: 'lobby' }))
-      for (const [what, f] of [['broadcast', all], ['room', room]] as const) {
+      for (const [what, f] of [['broadcast', all], ['room', room], ['read of 2 messages', reads]] as const) {
         rows.push(`| ${n} | ${what} | ${f.script.toFixed(1)} | ${f.cpu.toFixed(1)} | ${f.max} |`)
       }
       await store.close()
     }
     console.log(`Redis ${String(await c.info('server')).match(/redis_version:(\S+)/)?.[1]}, ${PUBLISHES} publishes per row, one at a time`)
-    console.log('| sessions | publish | µs in the script (commandstats) | µs of Redis CPU (INFO cpu) | longest call, µs (SLOWLOG) |')
+    console.log('| sessions | call | µs in the script (commandstats) | µs of Redis CPU (INFO cpu) | longest call, µs (SLOWLOG) |')
     console.log('| --- | --- | --- | --- | --- |')
     for (const r of rows) console.log(r)
     console.log('\nMemory: a session in one room with a small profile (MEMORY USAGE of its keys and its share of the sorted sets;')

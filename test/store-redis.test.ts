@@ -129,7 +129,7 @@ t.test('RedisStore', { skip: redisSkip }, async (t) => {
     }
   })
 
-  t.test('every key of a session is gone once it expired; logs go by their TTL (real time)', async (t) => {
+  t.test('every key of a session is gone once it is swept, and the sweep frees expired messages (real time)', async (t) => {
     const prefix = uniquePrefix('lpctest')
     const c = client(t, prefix)
     const { store } = await started(t, c, prefix, { messageTtl: 100, sessionTtl: 200 }, { gcMargin: 1000 })
@@ -148,17 +148,19 @@ t.test('RedisStore', { skip: redisSkip }, async (t) => {
     await store.leave(b.id, 'r1', Date.now()) // with 2 unread: a copy of it
     const during = await keysOf(c, prefix)
     t.ok(during.length >= 15, `session, token, room, log, member and copy keys exist (${during.length})`)
+    const logs = during.filter((k) => k.startsWith(base + 'l:'))
+    t.equal(logs.length, 5, 'the logs of everyone, of r1, a\'s inbox, ann\'s, b\'s copy of r1')
+    for (const k of logs) t.ok(await c.pttl(k) > 0, `${k.slice(base.length)} has a backstop TTL`)
 
     await sleep(250)
     t.same(await store.authenticate(a.tokenHash, Date.now()), { ok: false, reason: 'unknown' }, 'expired after sessionTtl, before the sweep')
     const swept = await store.sweep(Date.now(), 100)
     t.same(swept.map((s) => s.id).sort(), [a.id, b.id].sort(), 'both swept')
     const left = (await keysOf(c, prefix)).map((k) => k.slice(base.length))
-    t.same(left.filter((k) => !['g', 'stats', 'lm:all', 'lx', 'l:all'].includes(k)), [],
+    t.same(left.filter((k) => !['g', 'joins', 'last', 'stats', 'lx', 'l:all'].includes(k)), [],
       `right after the sweep only the global keys and the log of everyone remain (${left.join(' ')})`)
     t.same(await store.stats(), { sessions: 0, queued: 0, delivered: 1, dropped: 0 }, 'the sweep freed the expired messages of everyone')
-    await waitFor(async () => (await keysOf(c, prefix)).length === 3, 'the last backstop TTLs', 5000, 20)
-    t.same((await keysOf(c, prefix)).map((k) => k.slice(base.length)), ['g', 'lm:all', 'stats'], 'then only the sequence, the count of everyone, the counters')
+    t.same(left, ['g', 'joins', 'last', 'stats'], 'only the sequence, the counts of everyone\'s log and join order, the counters')
   })
 
   t.test('a publish is one command, stores the message once and wakes with the log\'s name only', async (t) => {
@@ -303,7 +305,8 @@ t.test('RedisStore', { skip: redisSkip }, async (t) => {
     for (let i = 5; i < 200; i++) await store.publish(message({ kind: 'room', room: 'r' }, i, now), now)
     t.equal(await c.zcard(base + 'l:r:r'), 20, 'the room keeps maxMailboxMessages, not everything since the leave')
     await store.leave(b.id, 'r', now)
-    t.equal(await c.exists(base + 'l:r:r', base + 'lm:r:r', base + 'mb:r:r'), 0, 'nobody in it, no history: the room is gone')
+    t.equal(await c.exists(base + 'l:r:r', base + 'mb:r:r'), 0, 'nobody in it, no history: the room is gone')
+    t.same([await c.hexists(base + 'last', 'r:r'), await c.hexists(base + 'joins', 'r:r')], [0, 0], 'counts and all')
     t.same(data(await store.read(a.id, 0, ALL, now)), [0, 1, 2, 3, 4], 'the former member still reads its own')
     t.same(data(await store.read(b.id, 0, ALL, now)).length, 20, 'and so does the other one (its newest 20)')
     t.equal((await keysOf(c, base + 'l:x:')).length, 2, 'two copies, until acknowledged')
@@ -335,7 +338,7 @@ t.test('RedisStore', { skip: redisSkip }, async (t) => {
     const swept = await store.sweep(now + CONFIG.sessionTtl + 1, 100)
     t.same(swept.map((s) => s.id).sort(), [a.id, b.id].sort(), 'the sweep removes it with the others')
     t.equal((await store.stats()).sessions, 0)
-    t.same((await keysOf(c, prefix)).map((k) => k.slice(base.length)).filter((k) => !['g', 'stats', 'lm:all', 'lx', 'l:all'].includes(k)), [],
+    t.same((await keysOf(c, prefix)).map((k) => k.slice(base.length)).filter((k) => !['g', 'joins', 'last', 'stats', 'lx', 'l:all'].includes(k)), [],
       'and takes it out of its rooms: no key of it is left')
   })
 

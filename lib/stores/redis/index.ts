@@ -15,24 +15,26 @@
  *
  * Layout. Every key starts with the key base B = keyPrefix + '{lpc}:' (or keyPrefix itself when
  * it has a hash tag of its own), so all keys are in one hash slot:
- * - `B g`            the global sequence (INCR per message): the poll cursor
- * - `B l:<log>`      sorted set of entries `<ts>|<json>` scored by g; log = `all`, `r:<room>`,
- *                    `s:<id>` (a session's inbox), `u:<user>`
- * - `B lm:<log>`     hash: n (entries ever appended: positions are counts), j (join counter of
- *                    `all` and rooms); a session inbox's n is in its session hash
- * - `B lx`           sorted set log → when its head may expire (the sweep trims those logs)
- * - `B mb:all`, `B mb:r:<room>`  sorted sets of member ids scored by join number (pages)
- * - `B s:<id>`       hash: tok, prof, user, ctx, ls (lastSeen), ps (poll sequence), hu (hold
- *                    end, 0 when none), is (highest g issued), pm (missed not yet reported),
- *                    n (inbox count), no (creation number), rc/jc/lc (room count, join and
- *                    leftover counters), and one field per membership (see ./lua-sessions.ts)
- * - `B sr:<id>`     hash room → '' of the session's rooms (a small hash is compact) (no TTL: whenever the session is swept, even
- *                    after its hash timed out, the sweep still takes it out of its rooms)
- * - `B t:<hash>`     token hash → id
- * - `B sessions`     sorted set id → expiry time (the logic's clock is the `now` argument)
- * - `B u:<user>`     set of the user's session ids
+ * - `B g`             the global sequence (INCR per message): the poll cursor
+ * - `B l:<log>`       sorted set of entries `<ts>|<json>` scored by g; log = `all`, `r:<room>`,
+ *                     `s:<id>` (a session's inbox), `u:<user>`, `x:<id>:<n>` (a copy of what a
+ *                     session left a room with unread)
+ * - `B last`          hash log → how many entries it ever received (positions are counts; an
+ *                     inbox's count is field n of its session hash, a copy's its membership's until)
+ * - `B joins`         hash `all`/room → join counter (member pages are in join order)
+ * - `B lx`            sorted set log → when its head may expire (the sweep trims those logs)
+ * - `B mb:all`, `B mb:r:<room>`  sorted sets of member ids scored by join number
+ * - `B s:<id>`        hash: tok, prof, user, ctx, ls (lastSeen), ps (poll sequence), hu (hold
+ *                     end, 0 when none), is (highest g issued), pm (missed not yet reported),
+ *                     n (inbox count), no (creation number), rc/jc/lc (room count, join and
+ *                     copy counters), and one field per membership (see ./lua-sessions.ts)
+ * - `B sr:<id>`       hash room → '' of the session's rooms, without TTL: a sweep after the
+ *                     session hash timed out still takes the session out of its rooms
+ * - `B t:<hash>`      token hash → id
+ * - `B sessions`      sorted set id → expiry time (the logic's clock is the `now` argument)
+ * - `B u:<user>`      set of the user's session ids
  * - `B rl:<bucket>:<id>`, `B rk:register:<key>`  rate windows (hash c, s, w)
- * - `B stats`        hash: queued, delivered, dropped
+ * - `B stats`         hash: queued, delivered, dropped
  * - channel `B events`
  * Key TTLs are garbage-collection backstops only (for a Redis that no instance sweeps any more);
  * expiry itself is decided with `now`. Logs are trimmed by count and age by the scripts that

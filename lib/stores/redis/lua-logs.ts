@@ -3,9 +3,9 @@
  *
  * A log `L` (`all`, `r:<room>`, `s:<id>`, `u:<user>`) is a sorted set `P l:<L>` of entries
  * `<ts>|<json>` scored by the global sequence `g`, and a count `last` (how many entries it ever
- * received) kept in `P lm:<L>` field `n` (for a session's inbox, in the session hash `P s:<id>`
- * field `n`). Entries leave only from the head, so `trimmed = last - ZCARD`, and the entry at
- * position `p` has rank `p - trimmed - 1`.
+ * received), field L of the hash `P last` (one HMGET reads the counts of all of a session's
+ * logs; for a session's inbox, field `n` of the session hash). Entries leave only from the
+ * head, so `trimmed = last - ZCARD`, and the entry at position `p` has rank `p - trimmed - 1`.
  *
  * A log that is created (again) starts at `last = G`, the global sequence, so that positions in
  * a log of one name only grow: a membership that outlived its log (only after a backstop TTL)
@@ -21,24 +21,28 @@ import { lib } from './lua.js'
 export const LOGS = lib('logs', {}, [], `
 local function logKey (L) return P .. 'l:' .. L end
 local function isRoom (L) return string.sub(L, 1, 2) == 'r:' end
--- Where the log's last is kept: the key (of a hash) and its field.
-local function metaKey (L)
-  if string.sub(L, 1, 2) == 's:' then return P .. 's:' .. string.sub(L, 3) end
-  return P .. 'lm:' .. L
+local function isInbox (L) return string.sub(L, 1, 2) == 's:' end
+-- A private copy of a room's entries that a session left with unread (see keepUnread).
+local function isCopy (L) return string.sub(L, 1, 2) == 'x:' end
+-- Where the log's last is kept: a hash and its field.
+local function lastRef (L)
+  if isInbox(L) then return P .. 's:' .. string.sub(L, 3), 'n' end
+  return P .. 'last', L
 end
 -- The log's last, or nil when the log does not exist.
 local function logLast (L)
-  local n = redis.call('HGET', metaKey(L), 'n')
+  local key, field = lastRef(L)
+  local n = redis.call('HGET', key, field)
   if n then return tonumber(n) end
   return nil
 end
 -- The log's last, creating the log (at the global sequence) when it does not exist.
 local function ensureLog (L)
-  local mk = metaKey(L)
-  local n = redis.call('HGET', mk, 'n')
+  local key, field = lastRef(L)
+  local n = redis.call('HGET', key, field)
   if n then return tonumber(n) end
   local g = tonumber(redis.call('GET', P .. 'g') or '0')
-  redis.call('HSET', mk, 'n', num(g))
+  redis.call('HSET', key, field, num(g))
   -- entries of an earlier log whose count was lost (only after a backstop TTL): not this log's
   local stray = redis.call('ZCARD', logKey(L))
   if stray > 0 then
@@ -54,19 +58,16 @@ local function deleteLog (L)
   local lk = logKey(L)
   stat('queued', -redis.call('ZCARD', lk))
   redis.call('DEL', lk)
-  if string.sub(L, 1, 2) ~= 's:' then redis.call('DEL', metaKey(L)) end
+  if not isInbox(L) then redis.call('HDEL', P .. 'last', L) end
   redis.call('ZREM', P .. 'lx', L)
 end
 -- A room nobody is in any more (its former members keep copies of what they had not read):
--- deleted, unless it keeps history (history true) and has entries; then its count lives as
--- long as they do (their backstop TTL), and goes when the last one is trimmed.
+-- its join counter goes; its log too, unless it keeps history (history true) and has entries
+-- (then it goes when the last one is trimmed).
 local function roomLeft (L, history)
-  local ttl = redis.call('PTTL', logKey(L))
-  if not history or ttl == -2 then deleteLog(L)
-  elseif ttl > 0 then redis.call('PEXPIRE', metaKey(L), ttl) end
+  redis.call('HDEL', P .. 'joins', L)
+  if not history or redis.call('EXISTS', logKey(L)) == 0 then deleteLog(L) end
 end
--- A private copy of a room's entries that a session left with unread (see leaveRoom).
-local function isCopy (L) return string.sub(L, 1, 2) == 'x:' end
 `)
 
 /**
@@ -136,7 +137,8 @@ end
 local function appendLog (L, last, g, ts, json, now)
   local lk = logKey(L)
   redis.call('ZADD', lk, num(g), num(ts) .. '|' .. json)
-  redis.call('HINCRBY', metaKey(L), 'n', 1)
+  local key, field = lastRef(L)
+  redis.call('HINCRBY', key, field, 1)
   last = last + 1
   stat('queued', 1)
   redis.call('ZADD', P .. 'lx', 'NX', num(dropTime(L, ts, last, last)), L)

@@ -38,21 +38,19 @@ local function dropTo (m, a)
   m.pos, m.buf, m.bi = a + 1, {}, 1
   return missed
 end
--- Settles membership m of log L at cursor c: acknowledges delivered entries up to c, drops
--- what was trimmed from the log or expired at its head. Returns the missed count.
-local function settle (m, c, now)
-  local last
-  if isCopy(m.L) then last = m.til else last = logLast(m.L) end
-  if not last then
-    -- the log is gone (only after a backstop TTL for a current membership): nothing is left of it
+-- Settles membership m, whose log's last is last (nil: the log is gone), at cursor c:
+-- acknowledges delivered entries up to c, drops what was trimmed from the log or expired at
+-- its head. Returns the missed count.
+local function settle (m, last, c, now)
+  local gone = not last
+  if gone then
+    -- only after a backstop TTL for a current membership: nothing is left of the log
     if m.til >= 0 then last = m.til else last = ensureLog(m.L) m.ack, m.dlv = last, last end
-    m.trimmed = last
-  else
-    m.trimmed = last - redis.call('ZCARD', m.lk)
   end
   m.e = last
   if m.til >= 0 and m.til < last then m.e = m.til end
   if m.ack >= m.e then return 0 end
+  if gone then m.trimmed = last else m.trimmed = last - redis.call('ZCARD', m.lk) end
   m.pos, m.buf, m.bi, m.chunk = m.ack + 1, {}, 1, 1
   if m.ack < m.dlv then
     local a = m.ack
@@ -117,10 +115,23 @@ local function readMailbox (id, s, c, limit, maxBytes, now)
   if c == nil then c = issued end
   if c > issued then return nil end
   local missed, pending, act = 0, 0, {}
+  -- the counts of the session's shared logs, in one call
+  local shared, lasts = {}, {}
+  for _, m in ipairs(s.ms) do
+    if not isInbox(m.L) and not isCopy(m.L) then shared[#shared + 1] = m.L end
+  end
+  if #shared > 0 then
+    local r = redis.call('HMGET', P .. 'last', unpack(shared))
+    for i = 1, #shared do lasts[shared[i]] = tonumber(r[i]) end
+  end
   for _, m in ipairs(s.ms) do
     m.lk = logKey(m.L)
     m.a0, m.d0 = m.ack, m.dlv
-    missed = missed + settle(m, c, now)
+    local last
+    if isCopy(m.L) then last = m.til
+    elseif isInbox(m.L) then last = tonumber(s.n)
+    else last = lasts[m.L] end
+    missed = missed + settle(m, last, c, now)
     if m.ack < m.e then
       act[#act + 1] = m
       pending = pending + m.e - m.ack
@@ -160,21 +171,28 @@ local function readMailbox (id, s, c, limit, maxBytes, now)
       end
     end
     stat('delivered', delivered)
-    if cursor > issued then redis.call('HSET', sk, 'is', num(cursor)) end
   end
   stat('dropped', missed)
+  -- the session's changes, in one HSET
+  local changes = {}
+  if cursor > issued then
+    changes[1], changes[2] = 'is', num(cursor)
+    s.is = num(cursor)
+  end
   for _, m in ipairs(s.ms) do
     if m.til >= 0 and m.ack >= m.til then
       redis.call('HDEL', sk, m.f)
       if isCopy(m.L) then redis.call('DEL', m.lk) end
     else
-      if m.ack ~= m.a0 or m.dlv ~= m.d0 then redis.call('HSET', sk, m.f, encodeMembership(m)) end
+      if m.ack ~= m.a0 or m.dlv ~= m.d0 then
+        changes[#changes + 1] = m.f
+        changes[#changes + 1] = encodeMembership(m)
+      end
       -- a session's own inbox, and its copies, have one reader: what it acknowledged is freed at once
-      local own = m.L == 's:' .. id
-      if (own or isCopy(m.L)) and m.ack > m.trimmed then
+      if m.trimmed and m.ack > m.trimmed and (isCopy(m.L) or isInbox(m.L)) then
         local n = m.ack - m.trimmed
         redis.call('ZREMRANGEBYRANK', m.lk, 0, n - 1)
-        if own then stat('queued', -n) end
+        if isInbox(m.L) then stat('queued', -n) end
       end
     end
   end
@@ -182,10 +200,15 @@ local function readMailbox (id, s, c, limit, maxBytes, now)
   local reported = 0
   if limit > 0 then
     reported = pm + missed
-    if pm ~= 0 then redis.call('HSET', sk, 'pm', 0) end
+    if pm ~= 0 then
+      changes[#changes + 1] = 'pm'
+      changes[#changes + 1] = 0
+    end
   elseif missed > 0 then
-    redis.call('HSET', sk, 'pm', num(pm + missed))
+    changes[#changes + 1] = 'pm'
+    changes[#changes + 1] = num(pm + missed)
   end
+  if #changes > 0 then redis.call('HSET', sk, unpack(changes)) end
   return { out, cursor, reported }
 end
 `)

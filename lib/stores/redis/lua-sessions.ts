@@ -69,10 +69,9 @@ local function touch (id, s, ms)
   redis.call('PEXPIRE', P .. 't:' .. s.tok, ms)
   if s.user and s.user ~= '' then
     -- shared by the user's sessions: only ever extended
-    for _, key in ipairs({ P .. 'u:' .. s.user, P .. 'lm:u:' .. s.user }) do
-      local ttl = redis.call('PTTL', key)
-      if ttl == -1 or (ttl >= 0 and ttl < ms) then redis.call('PEXPIRE', key, ms) end
-    end
+    local key = P .. 'u:' .. s.user
+    local ttl = redis.call('PTTL', key)
+    if ttl == -1 or (ttl >= 0 and ttl < ms) then redis.call('PEXPIRE', key, ms) end
   end
 end
 -- An authenticated request: lastSeen is now, and the session lives sessionTtl from now (or

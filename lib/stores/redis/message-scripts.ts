@@ -84,9 +84,9 @@ end
 `)
 
 /**
- * GET /poll in one call: token → live session (lastSeen and expiry refreshed), read, and when
- * there is nothing to answer and holdMs > 0 (and limit > 0), the hold begins: the poll sequence
- * grows and a 'poll' event goes out. Replies 0 (no session), -1 (bad cursor), or
+ * GET /poll in one call: token → live session, read, and when there is nothing to answer and
+ * holdMs > 0 (and limit > 0), the hold begins: the poll sequence grows and a 'poll' event goes
+ * out. lastSeen and expiry are refreshed in any case (with the hold's end when held). Replies 0 (no session), -1 (bad cursor), or
  * { session..., read..., seq } with seq 0 when not held.
  */
 export const poll = script<0 | -1 | [
@@ -107,17 +107,22 @@ if not id then return 0 end
 local sk = P .. 's:' .. id
 local s = parseSession(id, redis.call('HGETALL', sk))
 if not s.tok then return 0 end
-seen(id, s, now, sessionTtl, gcMargin)
 local r = readMailbox(id, s, cursor, limit, maxBytes, now)
-if not r then return -1 end
+if not r then
+  seen(id, s, now, sessionTtl, gcMargin)
+  return -1
+end
 local seq = 0
 if #r[1] == 0 and r[3] == 0 and holdMs > 0 and limit > 0 then
-  seq = redis.call('HINCRBY', sk, 'ps', 1)
-  s.ps = seq
-  redis.call('HSET', sk, 'hu', num(now + holdMs))
+  -- the hold begins: the session lives until sessionTtl after it ends (seen, in one update)
+  seq = tonumber(s.ps) + 1
+  s.ps, s.hu, s.ls = num(seq), num(now + holdMs), num(now)
+  redis.call('HSET', sk, 'ps', s.ps, 'hu', s.hu, 'ls', s.ls)
   redis.call('ZADD', P .. 'sessions', num(now + holdMs + sessionTtl), id)
   touch(id, s, holdMs + sessionTtl + gcMargin)
   emit({ type = 'poll', sessionId = id, seq = seq })
+else
+  seen(id, s, now, sessionTtl, gcMargin)
 end
 return { id, s.prof, s.user or '', s.ctx, s.ls, s.rooms, r[1], r[2], r[3], tonumber(s.ps), seq }
 `, [READ, HOLD])

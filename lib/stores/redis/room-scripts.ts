@@ -70,8 +70,7 @@ end
 if tonumber(f[2]) >= maxRooms then return { 'too-many', 0, {}, '' } end
 if history > 0 then page = historyPage(L, nil, history, now) end
 local last = ensureLog(L)
-redis.call('PERSIST', P .. 'lm:' .. L)
-redis.call('ZADD', mb, redis.call('HINCRBY', P .. 'lm:' .. L, 'j', 1), id)
+redis.call('ZADD', mb, redis.call('HINCRBY', P .. 'joins', L, 1), id)
 local k = tonumber(f[3]) + 1
 redis.call('HSET', sk, 'm:' .. L, encodeMembership({ ack = last, dlv = last, til = -1, k = k }), 'rc', tonumber(f[2]) + 1, 'jc', k)
 redis.call('HSET', P .. 'sr:' .. id, room, '')

@@ -58,7 +58,7 @@ if rk then rateAdd(rk, rateWindow, rateCost, now, gcMargin) end
 local sk = sessionKey(id)
 if redis.call('EXISTS', sk) == 1 then removeSession(id, historyMax > 0) end
 local allLast = ensureLog('all')
-local no = redis.call('HINCRBY', P .. 'lm:all', 'j', 1)
+local no = redis.call('HINCRBY', P .. 'joins', 'all', 1)
 local fields = { 'tok', tokenHash, 'prof', profile, 'ctx', context, 'ls', num(now), 'ps', 0, 'hu', 0, 'is', 0, 'pm', 0,
   'n', 0, 'no', no, 'rc', #rooms, 'jc', #rooms, 'lc', 0,
   'm:all', encodeMembership({ ack = allLast, dlv = allLast, til = -1, k = 0 }),
@@ -75,9 +75,8 @@ local sizes = {}
 for k, room in ipairs(rooms) do
   local L = 'r:' .. room
   local last = ensureLog(L)
-  redis.call('PERSIST', P .. 'lm:' .. L)
   local mb = P .. 'mb:' .. L
-  redis.call('ZADD', mb, redis.call('HINCRBY', P .. 'lm:' .. L, 'j', 1), id)
+  redis.call('ZADD', mb, redis.call('HINCRBY', P .. 'joins', L, 1), id)
   fields[#fields + 1] = 'm:' .. L
   fields[#fields + 1] = encodeMembership({ ack = last, dlv = last, til = -1, k = k })
   sizes[k] = redis.call('ZCARD', mb)
