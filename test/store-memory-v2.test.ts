@@ -237,6 +237,21 @@ t.test('a former member does not pin the room\'s log', async (t) => {
   t.same(data(readAll(store, 'a', null, 4)), [0, 1, 2, 3, 4, 5, 6, 7], 'a still gets what it was there for')
 })
 
+t.test('an inbox and a user\'s log are freed with their last reader, unread', async (t) => {
+  const { store } = await setup(t)
+  create(store, 'a', 0, [], 'u')
+  create(store, 'b', 0, [], 'u')
+  store.publish(message({ kind: 'session', id: 'a' }, 1, 0), 0)
+  store.publish(message({ kind: 'user', user: 'u' }, 2, 0), 0)
+  t.equal(store.stats().queued, 2)
+  store.endSession('a')
+  t.equal(store.stats().queued, 1, 'a\'s inbox went with it; the user log stays for b')
+  store.endSession('b')
+  t.equal(store.stats().queued, 0, 'the user log went with the user\'s last session')
+  create(store, 'c', 0, [], 'u')
+  t.same(data(readAll(store, 'c', 0, 1)), [], 'a new session of the user starts afresh')
+})
+
 t.test('malformed page cursors give an empty page (the core rejects them first)', async (t) => {
   const { store } = await setup(t, { history: { maxMessages: 10, maxAge: 1000 } })
   create(store, 'a', 0, ['r'])

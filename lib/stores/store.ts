@@ -23,10 +23,19 @@
  * - `ReadOptions.limit` 0 (HEAD /poll) neither delivers nor reports: it acknowledges, and any
  *   `missed` it finds is kept for the next read that returns a result (a HEAD has no body, so
  *   reporting it there would lose it silently); its result has `missed: 0`;
- * - `publish` counts recipients as written there, and stores nothing (and wakes nobody) when the
- *   count is 0, except a message to an empty room while room history is on (stored, no wake);
+ * - `publish` counts recipients as written there (room members and a user's sessions that
+ *   expired count until the sweep removes them; `all` counts live sessions only), and stores
+ *   nothing (and wakes nobody) when the count is 0, except a message to an empty room while room
+ *   history is on (stored, no wake);
  * - a session's own inbox (`s:<id>`) is freed as its one reader acknowledges it; shared logs are
- *   freed by age (messageTtl, history.maxAge) and count.
+ *   freed by age (messageTtl, history.maxAge) and count; `stats().queued` counts log entries
+ *   (each message once) and `stats().dropped` counts a loss when a read (or a leave) finds it.
+ *
+ * One point of the semantics that the layout makes easy to get wrong: a membership that ended
+ * (leave) keeps every message accepted while the session was a member, however many messages
+ * the room gets afterwards. Trimming the room's log by count must not take them from a former
+ * member (the memory store copies the unread part, at most maxMailboxMessages references, when
+ * the session leaves). The contract case "leave with unread room messages" checks it.
  */
 
 export type Awaitable<T> = T | Promise<T>

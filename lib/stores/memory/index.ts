@@ -19,10 +19,11 @@ import type {
   OutgoingMessage, Page, PollResult, RateCheck, ReadOptions, ReadResult, SessionInfo, StoreConfig,
   StoreEvent, StoreListener, StoreStats
 } from '../store.js'
-import { Deque, Log, LogSpace } from './log.js'
+import { Log, LogSpace } from './log.js'
 import { readMailbox } from './read.js'
-import { Room, Roster, historyPage } from './rooms.js'
-import { IdleList, Session, type RateWindow, type RoomCursor } from './sessions.js'
+import { Rooms, Roster, historyPage } from './rooms.js'
+import { IdleList, KeyRates, Session, rateAdd, rateRetry } from './sessions.js'
+import { Users } from './users.js'
 
 const DEFAULT_CONFIG: StoreConfig = {
   messageTtl: 60_000,
@@ -39,15 +40,6 @@ const SWEEP_FREE_BUDGET = 100_000
 
 const PAGE_CURSOR = /^(0|[1-9][0-9]{0,15})$/
 
-interface User {
-  readonly log: Log
-  readonly sessions: Set<Session>
-}
-
-interface KeyWindow extends RateWindow {
-  readonly key: string
-}
-
 const UNKNOWN = { ok: false, reason: 'unknown' } as const
 const BAD_CURSOR = { ok: false, reason: 'bad-cursor' } as const
 
@@ -62,23 +54,6 @@ function toMember (s: Session): Member {
   return { id: s.id, profile: s.profile, lastSeen: s.lastSeen }
 }
 
-/** Ms to wait before `rate` may be counted in window `w` (absent: none yet); 0: allowed now. */
-function rateRetry (w: RateWindow | undefined, rate: RateCheck, now: number): number {
-  const cost = rate.cost ?? 1
-  if (w === undefined || now >= w.start + w.window) return cost > rate.max ? Math.max(1, rate.window) : 0
-  return w.count + cost > rate.max ? Math.max(1, w.start + w.window - now) : 0
-}
-
-/** Counts `rate` in `w`, starting a new window when the last one is over. */
-function rateAdd (w: RateWindow, rate: RateCheck, now: number): void {
-  if (now >= w.start + w.window) {
-    w.count = 0
-    w.start = now
-    w.window = rate.window
-  }
-  w.count += rate.cost ?? 1
-}
-
 export class MemoryStore implements MailboxStore {
   #config: StoreConfig = DEFAULT_CONFIG
   #listener: StoreListener = noop
@@ -88,13 +63,10 @@ export class MemoryStore implements MailboxStore {
   #byToken = new Map<string, Session>()
   /** Every session, in creation order (members of "everyone"). */
   #everyone = new Roster<Session>()
-  #rooms = new Map<string, Room<Session>>()
-  #users = new Map<string, User>()
-  /** Register windows per key, and the same windows in the order they started (to free them). */
-  #keyRates = new Map<string, KeyWindow>()
-  #keyRateOrder = new Deque<KeyWindow>()
-  /** Numbers for member lists (rooms and everyone), increasing across the store. */
-  #joins = 0
+  #rooms!: Rooms
+  #users!: Users
+  /** Register windows per key. */
+  #keyRates = new KeyRates()
 
   constructor () {
     this.#reset(DEFAULT_CONFIG)
@@ -106,33 +78,26 @@ export class MemoryStore implements MailboxStore {
   }
 
   createSession (session: NewSession, now: number, rate?: RateCheck & { key: string }): CreateResult {
-    const rateKey = rate === undefined ? '' : rate.bucket + '\n' + rate.key
     if (rate !== undefined) {
-      const retryMs = rateRetry(this.#keyRates.get(rateKey), rate, now)
+      const retryMs = this.#keyRates.retry(rate, now)
       if (retryMs > 0) return { ok: false, reason: 'limited', retryMs }
     }
     const cap = this.#config.maxSessionsPerUser
     if (session.user !== null && cap > 0) {
-      let live = 0
-      for (const s of this.#users.get(session.user)?.sessions ?? []) if (!this.#expired(s, now)) live++
-      if (live >= cap) return { ok: false, reason: 'user-full' }
+      if (this.#users.live(session.user, (s) => !this.#expired(s, now)).length >= cap) return { ok: false, reason: 'user-full' }
     }
     if (this.#sessions.size >= this.#config.maxSessions) return { ok: false, reason: 'full' }
-    if (rate !== undefined) this.#countKey(rateKey, rate, now)
+    if (rate !== undefined) this.#keyRates.count(rate, now)
 
     const s = new Session(session.id, session.tokenHash, session.profile, session.user,
-      session.context ?? null, this.#space.all, now, ++this.#joins)
+      session.context ?? null, this.#space.all, now, this.#rooms.nextNumber())
     this.#sessions.set(s.id, s)
     this.#byToken.set(s.tokenHash, s)
     this.#idle.append(s)
     this.#everyone.add(s.no, s)
-    if (s.user !== null) {
-      const user = this.#user(s.user)
-      s.userCursor = { log: user.log, until: Infinity, ack: user.log.last, dlv: user.log.last }
-      user.sessions.add(s)
-    }
+    if (s.user !== null) this.#users.add(s, s.user)
     const sizes = session.rooms.map((name) => {
-      const room = this.#findRoom(s, name)?.room ?? this.#addToRoom(s, name)
+      const room = this.#rooms.find(s, name)?.room ?? this.#rooms.join(s, name)
       return room.members.size
     })
     return { ok: true, sizes }
@@ -212,15 +177,13 @@ export class MemoryStore implements MailboxStore {
   }
 
   userSessions (user: string, now: number): Member[] {
-    const out: Member[] = []
-    for (const s of this.#users.get(user)?.sessions ?? []) if (!this.#expired(s, now)) out.push(toMember(s))
-    return out
+    return this.#users.live(user, (s) => !this.#expired(s, now)).map(toMember)
   }
 
   join (sessionId: string, room: string, now: number, history?: number): JoinResult {
     const s = this.#sessions.get(sessionId)
     if (s === undefined) return { result: 'no-session' }
-    const existing = this.#findRoom(s, room)
+    const existing = this.#rooms.find(s, room)
     if (existing === undefined && (s.rooms?.length ?? 0) >= this.#config.maxRoomsPerSession) return { result: 'too-many' }
     // Read before joining: the history is what was accepted before the join point.
     const page = history !== undefined && history > 0
@@ -230,7 +193,7 @@ export class MemoryStore implements MailboxStore {
     if (existing !== undefined) {
       result = { result: 'already', size: existing.room.members.size }
     } else {
-      result = { result: 'joined', size: this.#addToRoom(s, room).members.size }
+      result = { result: 'joined', size: this.#rooms.join(s, room).members.size }
       this.#emit({ type: 'wake', log: 's:' + s.id })
     }
     if (page !== undefined) result.history = page
@@ -240,17 +203,8 @@ export class MemoryStore implements MailboxStore {
   leave (sessionId: string, room: string, now: number): { left: boolean, size: number } {
     const s = this.#sessions.get(sessionId)
     if (s === undefined) return { left: false, size: 0 }
-    const i = s.rooms === null ? -1 : s.rooms.findIndex((m) => m.room.name === room)
-    if (i < 0) return { left: false, size: this.#rooms.get(room)?.members.size ?? 0 }
-    const rooms = s.rooms as RoomCursor[]
-    const m = rooms[i]
-    rooms.splice(i, 1)
-    if (rooms.length === 0) s.rooms = null
-    const r = m.room
-    r.members.remove(m.no)
-    m.until = r.log.last
-    this.#keepUnread(s, m)
-    this.#maybeDeleteRoom(r)
+    const r = this.#rooms.leave(s, room)
+    if (r === null) return { left: false, size: this.#rooms.get(room)?.members.size ?? 0 }
     this.#emit({ type: 'wake', log: 's:' + s.id })
     return { left: true, size: r.members.size }
   }
@@ -271,43 +225,30 @@ export class MemoryStore implements MailboxStore {
   publish (message: OutgoingMessage, now: number): number {
     const target = message.target
     const space = this.#space
-    let log: Log
-    let recipients: number
-    switch (target.kind) {
-      case 'all':
-        recipients = this.#sessions.size - this.#idle.countExpired(now)
-        log = space.all
-        break
-      case 'room': {
-        const room = this.#rooms.get(target.room)
-        recipients = room === undefined ? 0 : room.members.size
-        if (recipients === 0) {
-          // Nobody to deliver to; kept only as history.
-          if (space.history) space.append((room ?? this.#room(target.room)).log, message.ts, message.json, now)
-          return 0
-        }
-        log = (room as Room<Session>).log
-        break
-      }
-      case 'session': {
-        const s = this.#sessions.get(target.id)
-        if (s === undefined || this.#expired(s, now)) return 0
-        if (s.inbox === null) s.inbox = { log: new Log('s:' + s.id, false), until: Infinity, ack: 0, dlv: 0 }
+    let log: Log | undefined
+    let recipients = 0
+    if (target.kind === 'all') {
+      recipients = this.#sessions.size - this.#idle.countExpired(now)
+      log = space.all
+    } else if (target.kind === 'room') {
+      const room = this.#rooms.get(target.room)
+      recipients = room?.members.size ?? 0
+      log = room?.log
+      // A room nobody is in keeps the message only as history, and wakes nobody.
+      if (recipients === 0 && space.history) space.append(this.#rooms.room(target.room).log, message.ts, message.json, now)
+    } else if (target.kind === 'session') {
+      const s = this.#sessions.get(target.id)
+      if (s !== undefined && !this.#expired(s, now)) {
+        s.inbox ??= { log: new Log('s:' + s.id, false), until: Infinity, ack: 0, dlv: 0 }
         recipients = 1
         log = s.inbox.log
-        break
       }
-      case 'user': {
-        const user = this.#users.get(target.user)
-        recipients = user === undefined ? 0 : user.sessions.size
-        if (user === undefined || recipients === 0) return 0
-        log = user.log
-        break
-      }
-      default:
-        return 0
+    } else if (target.kind === 'user') {
+      const user = this.#users.get(target.user)
+      recipients = user?.sessions.size ?? 0
+      log = user?.log
     }
-    if (recipients <= 0) return 0
+    if (recipients <= 0 || log === undefined) return 0
     space.append(log, message.ts, message.json, now)
     this.#emit({ type: 'wake', log: log.key })
     return recipients
@@ -321,10 +262,7 @@ export class MemoryStore implements MailboxStore {
     }
     for (const e of ended) this.#emit({ type: 'ended', sessionId: e.id })
     this.#space.freeExpired(now, SWEEP_FREE_BUDGET)
-    for (let w = this.#keyRateOrder.peek(); w !== undefined && now >= w.start + w.window; w = this.#keyRateOrder.peek()) {
-      this.#keyRateOrder.shift()
-      if (this.#keyRates.get(w.key) === w) this.#keyRates.delete(w.key)
-    }
+    this.#keyRates.free(now)
     return ended
   }
 
@@ -343,15 +281,14 @@ export class MemoryStore implements MailboxStore {
   #reset (config: StoreConfig): void {
     this.#space?.clear()
     this.#config = config
-    this.#space = new LogSpace(config, (log) => { this.#roomLogEmptied(log) })
+    this.#space = new LogSpace(config, (log) => { this.#rooms.logEmptied(log) })
+    this.#rooms = new Rooms(this.#space, config.maxMailboxMessages)
     this.#idle = new IdleList(config.sessionTtl)
     this.#sessions = new Map()
     this.#byToken = new Map()
     this.#everyone = new Roster()
-    this.#rooms = new Map()
-    this.#users = new Map()
-    this.#keyRates = new Map()
-    this.#keyRateOrder = new Deque()
+    this.#users = new Users(this.#space)
+    this.#keyRates = new KeyRates()
   }
 
   #emit (event: StoreEvent): void {
@@ -392,88 +329,6 @@ export class MemoryStore implements MailboxStore {
     }
   }
 
-  #countKey (key: string, rate: RateCheck, now: number): void {
-    let w = this.#keyRates.get(key)
-    if (w === undefined || now >= w.start + w.window) {
-      w = { key, bucket: rate.bucket, count: 0, start: now, window: rate.window }
-      this.#keyRates.set(key, w)
-      this.#keyRateOrder.push(w)
-    }
-    rateAdd(w, rate, now)
-  }
-
-  #user (name: string): User {
-    let user = this.#users.get(name)
-    if (user === undefined) {
-      user = { log: new Log('u:' + name, false), sessions: new Set() }
-      this.#users.set(name, user)
-    }
-    return user
-  }
-
-  #room (name: string): Room<Session> {
-    let room = this.#rooms.get(name)
-    if (room === undefined) {
-      room = new Room(name)
-      this.#rooms.set(name, room)
-    }
-    return room
-  }
-
-  #findRoom (s: Session, name: string): RoomCursor | undefined {
-    return s.rooms?.find((m) => m.room.name === name)
-  }
-
-  /** Adds `s` to the room: its membership starts after the current end of the room's log. */
-  #addToRoom (s: Session, name: string): Room<Session> {
-    const room = this.#room(name)
-    const last = room.log.last
-    const m: RoomCursor = { log: room.log, until: Infinity, ack: last, dlv: last, room, no: ++this.#joins }
-    room.members.add(m.no, s)
-    if (s.rooms === null) s.rooms = [m]
-    else s.rooms.push(m)
-    return room
-  }
-
-  /**
-   * A membership ended: the messages accepted while `s` was a member and not yet acknowledged
-   * stay its own. They are copied (references, at most maxMailboxMessages: older ones would
-   * overflow anyway) so that the room's log never waits for a former member.
-   */
-  #keepUnread (s: Session, m: RoomCursor): void {
-    const log = m.log
-    const until = m.until
-    if (m.ack >= until) return
-    const start = Math.max(m.ack + 1, log.trimmed + 1, until - this.#config.maxMailboxMessages + 1)
-    if (start - 1 > m.dlv) {
-      const lost = start - 1 - m.dlv
-      s.pendingMissed += lost
-      this.#space.dropped += lost
-    }
-    if (start > until) return
-    const copy = new Log(log.key, false)
-    for (let p = start; p <= until; p++) copy.entries.push(log.at(p))
-    copy.last = until - start + 1
-    const left = { log: copy, until: copy.last, ack: 0, dlv: Math.max(0, m.dlv - start + 1) }
-    if (s.leftovers === null) s.leftovers = [left]
-    else s.leftovers.push(left)
-  }
-
-  #maybeDeleteRoom (room: Room<Session>): void {
-    if (room.members.size > 0 || (this.#space.history && room.log.length > 0)) return
-    if (this.#rooms.get(room.name) === room) this.#rooms.delete(room.name)
-    // Not freed: former members may still hold copies of its entries (freed by age).
-    this.#space.discard(room.log)
-  }
-
-  #roomLogEmptied (log: Log): void {
-    const room = this.#rooms.get(log.key.slice(2))
-    if (room !== undefined && room.log === log && room.members.size === 0) {
-      this.#rooms.delete(room.name)
-      log.dead = true
-    }
-  }
-
   /** Removes the session from every structure and frees its inbox. Emits nothing. */
   #remove (s: Session): EndedSession {
     this.#sessions.delete(s.id)
@@ -487,23 +342,13 @@ export class MemoryStore implements MailboxStore {
       m.room.members.remove(m.no)
       rooms.push(m.room.name)
       sizes.push(m.room.members.size)
-      this.#maybeDeleteRoom(m.room)
+      this.#rooms.deleteIfUnused(m.room)
     }
     s.rooms = null
     s.leftovers = null
     if (s.inbox !== null) this.#space.drop(s.inbox.log)
     s.inbox = null
-    if (s.user !== null) {
-      const user = this.#users.get(s.user)
-      if (user !== undefined) {
-        user.sessions.delete(s)
-        if (user.sessions.size === 0) {
-          this.#users.delete(s.user)
-          this.#space.drop(user.log)
-        }
-      }
-    }
-    s.userCursor = null
+    this.#users.remove(s)
     return { id: s.id, profile: s.profile, user: s.user, rooms, sizes }
   }
 }

@@ -3,7 +3,7 @@
  * windows, and the idle list that orders sessions for expiry.
  */
 import type { RateCheck } from '../store.js'
-import type { Log } from './log.js'
+import { Deque, type Log } from './log.js'
 import type { Room } from './rooms.js'
 
 /**
@@ -20,7 +20,7 @@ export interface Cursor {
 }
 
 export interface RoomCursor extends Cursor {
-  readonly room: Room<Session>
+  readonly room: Room
   /** Its number in the room's member list. */
   readonly no: number
 }
@@ -33,17 +33,54 @@ export interface RateWindow {
   window: number
 }
 
-/** Counts `rate` in `w` unless it is refused; returns the ms to wait when refused, else 0. */
-export function countRate (w: RateWindow, rate: RateCheck, now: number): number {
+/** Ms to wait before `rate` may be counted in window `w` (absent: none yet); 0: allowed now. */
+export function rateRetry (w: RateWindow | undefined, rate: RateCheck, now: number): number {
   const cost = rate.cost ?? 1
+  if (w === undefined || now >= w.start + w.window) return cost > rate.max ? Math.max(1, rate.window) : 0
+  return w.count + cost > rate.max ? Math.max(1, w.start + w.window - now) : 0
+}
+
+/** Counts `rate` in `w`, starting a new window when the last one is over. */
+export function rateAdd (w: RateWindow, rate: RateCheck, now: number): void {
   if (now >= w.start + w.window) {
     w.count = 0
     w.start = now
     w.window = rate.window
   }
-  if (w.count + cost > rate.max) return Math.max(1, w.start + w.window - now)
-  w.count += cost
-  return 0
+  w.count += rate.cost ?? 1
+}
+
+interface KeyWindow extends RateWindow {
+  readonly key: string
+}
+
+/** Rate windows per key (registrations), freed in the order they started once they are over. */
+export class KeyRates {
+  readonly #windows = new Map<string, KeyWindow>()
+  readonly #order = new Deque<KeyWindow>()
+
+  retry (rate: RateCheck & { key: string }, now: number): number {
+    return rateRetry(this.#windows.get(rate.bucket + '\n' + rate.key), rate, now)
+  }
+
+  count (rate: RateCheck & { key: string }, now: number): void {
+    const key = rate.bucket + '\n' + rate.key
+    let w = this.#windows.get(key)
+    if (w === undefined || now >= w.start + w.window) {
+      w = { key, bucket: rate.bucket, count: 0, start: now, window: rate.window }
+      this.#windows.set(key, w)
+      this.#order.push(w)
+    }
+    rateAdd(w, rate, now)
+  }
+
+  /** O(windows over). */
+  free (now: number): void {
+    for (let w = this.#order.peek(); w !== undefined && now >= w.start + w.window; w = this.#order.peek()) {
+      this.#order.shift()
+      if (this.#windows.get(w.key) === w) this.#windows.delete(w.key)
+    }
+  }
 }
 
 /**
