@@ -5,10 +5,10 @@
  * most maxRoomsPerSession + 3, plus the few that linger after a leave), never over recipients.
  */
 import { lib } from './lua.js'
-import { RETENTION } from './lua-logs.js'
+import { LOGS } from './lua-logs.js'
 import { SESSIONS } from './lua-sessions.js'
 
-export const READ = lib('read', {}, [RETENTION, SESSIONS], `
+export const READ = lib('read', { messageTtl: 'number', maxMailbox: 'number' }, [LOGS, SESSIONS], `
 -- The next entry of membership m after what it has taken (raw entry and g), or nil at its end.
 -- Entries are fetched from the log in small, growing chunks.
 local function peek (m)

@@ -83,6 +83,10 @@ local function seen (id, s, now, sessionTtl, gcMargin)
   s.ls = num(now)
   touch(id, s, base - now + sessionTtl + gcMargin)
 end
+`)
+
+/** Fixed rate windows, counted in the scripts that authenticate or create. */
+export const RATES = lib('rates', {}, [], `
 -- Rate windows: a hash (c: count, s: start, w: length) per bucket and session or key.
 -- The ms to wait before cost may be counted at now in the window of key; 0: allowed now.
 local function rateRetry (key, max, window, cost, now)
@@ -106,6 +110,10 @@ local function rateAdd (key, window, cost, now, gcMargin)
   end
   redis.call('HSET', key, 'c', num(count + cost))
 end
+`)
+
+/** How memberships and sessions end: copies of what is unread, rooms left, sessions removed. */
+export const ENDINGS = lib('endings', {}, [SESSIONS], `
 -- A room membership m of session id ended at the log's last, until: what is unread stays the
 -- session's own, copied (at most maxMailbox entries: older ones would overflow anyway) into a
 -- log x:<id>:<n> that only it reads, so that the room's log never waits for a former member.

@@ -5,7 +5,7 @@
  */
 import { lib, script } from './lua.js'
 import { LOGS } from './lua-logs.js'
-import { SESSIONS } from './lua-sessions.js'
+import { ENDINGS, SESSIONS } from './lua-sessions.js'
 
 /** A page of history: the messages, oldest first, and the cursor of the next page ('' when none). */
 export type HistoryReply = [messages: string[], next: string]
@@ -105,7 +105,7 @@ redis.call('HDEL', P .. 'sr:' .. id, room)
 redis.call('HINCRBY', sk, 'rc', -1)
 emit({ type = 'wake', log = 's:' .. id })
 return { 1, size }
-`, [SESSIONS])
+`, [ENDINGS])
 
 /**
  * A page of the live members of a room (or, room nil, of every live session) in join order:

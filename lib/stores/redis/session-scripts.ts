@@ -4,7 +4,7 @@
  */
 import { script } from './lua.js'
 import { RETENTION } from './lua-logs.js'
-import { SESSIONS } from './lua-sessions.js'
+import { ENDINGS, RATES, SESSIONS } from './lua-sessions.js'
 
 /** { id, profile, user, rooms, sizes } of an ended session. */
 export type EndedReply = [id: string, profile: string, user: string, rooms: string[], sizes: number[]]
@@ -88,7 +88,7 @@ redis.call('ZADD', P .. 'sessions', num(now + sessionTtl), id)
 redis.call('ZADD', P .. 'mb:all', no, id)
 touch(id, { tok = tokenHash, user = user }, sessionTtl + gcMargin)
 return { 1, sizes }
-`, [SESSIONS])
+`, [SESSIONS, RATES, ENDINGS])
 
 /**
  * Token → live session: lastSeen and expiry refreshed (even when the rate refuses), and `rate`
@@ -118,7 +118,7 @@ if rateBucket then
   rateAdd(key, rateWindow, rateCost, now, gcMargin)
 end
 return sessionReply(id, s)
-`, [SESSIONS])
+`, [SESSIONS, RATES])
 
 /** Gives back one unit of the session's bucket, counted in the current window. */
 export const refund = script<null>()('lpcRefund', {
@@ -152,7 +152,7 @@ if not redis.call('ZSCORE', P .. 'sessions', id) then return false end
 local ended = removeSession(id, historyMax > 0)
 emit({ type = 'ended', sessionId = id })
 return ended
-`, [SESSIONS])
+`, [ENDINGS])
 
 /** Ends every session of the user. */
 export const endUser = script<EndedReply[]>()('lpcEndUser', {
@@ -168,7 +168,7 @@ for _, id in ipairs(ids) do
 end
 for _, e in ipairs(out) do emit({ type = 'ended', sessionId = e[1] }) end
 return out
-`, [SESSIONS])
+`, [ENDINGS])
 
 /** The user's live sessions, oldest first: { id, profile, lastSeen } each. */
 export const userSessions = script<MemberReply[]>()('lpcUserSessions', {
@@ -211,7 +211,7 @@ for _, L in ipairs(redis.call('ZRANGEBYSCORE', P .. 'lx', '-inf', scoreText(now)
   if last then trimLog(L, last, now) else redis.call('ZREM', P .. 'lx', L) end
 end
 return out
-`, [SESSIONS, RETENTION])
+`, [ENDINGS, RETENTION])
 
 /** { sessions, queued, delivered, dropped } (the counters are null until first written). */
 export const stats = script<[sessions: number, queued: string | null, delivered: string | null, dropped: string | null]>()('lpcStats', {}, `
