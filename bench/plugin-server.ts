@@ -34,6 +34,8 @@ export async function createPluginServer (opts: { pollTimeout: number, redisUrl?
   await app.register(longPollChat, {
     prefix: '/chat',
     rateLimit: false,
+    // The load registers every client from one address.
+    registerRateLimit: false,
     maxSessions: 1_000_000,
     pollTimeout: opts.pollTimeout,
     store

@@ -20,8 +20,11 @@ const MESSAGES = {
   LONGPOLL_NOT_A_MEMBER: 'The session is not a member of room %s',
   LONGPOLL_NO_SUCH_SESSION: 'No session with this id',
   LONGPOLL_MESSAGE_TOO_LARGE: 'The message data exceeds %s bytes of JSON',
-  LONGPOLL_RATE_LIMITED: 'Too many messages; retry in %s s',
-  LONGPOLL_STORE_UNAVAILABLE: 'The message store cannot be reached; try again shortly'
+  LONGPOLL_RATE_LIMITED: 'Rate limit reached (%s); retry in %s s',
+  LONGPOLL_STORE_UNAVAILABLE: 'The message store cannot be reached; try again shortly',
+  LONGPOLL_FORBIDDEN: 'Not allowed: %s',
+  LONGPOLL_TOO_MANY_SESSIONS: 'This user has reached the limit of live sessions',
+  LONGPOLL_POLL_BUSY: 'A response to another poll of this session is still being sent; retry in 1 s'
 } satisfies Record<ErrorCode, string>
 
 function define<C extends ErrorCode> (code: C) {
@@ -42,5 +45,13 @@ export const NoSuchSessionError = define('LONGPOLL_NO_SUCH_SESSION')
 export const MessageTooLargeError = define('LONGPOLL_MESSAGE_TOO_LARGE')
 export const RateLimitedError = define('LONGPOLL_RATE_LIMITED')
 export const StoreUnavailableError = define('LONGPOLL_STORE_UNAVAILABLE')
+export const ForbiddenError = define('LONGPOLL_FORBIDDEN')
+export const TooManySessionsError = define('LONGPOLL_TOO_MANY_SESSIONS')
+export const PollBusyError = define('LONGPOLL_POLL_BUSY')
+/**
+ * A query value out of range (a page `limit` above the page size, a poll's `wait`): the same code
+ * and shape as the schema validation Fastify does itself.
+ */
+export const QueryValidationError = createError('FST_ERR_VALIDATION', '%s', 400)
 /** Thrown at register time for a wrong option (not a wire error: no request is answered with it). */
 export const InvalidOptionError = createError('LONGPOLL_INVALID_OPTION', 'Invalid option %s', 500, TypeError)

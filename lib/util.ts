@@ -1,7 +1,7 @@
 /** Small helpers shared by the routes, the decorator and the delivery core. */
 import * as crypto from 'node:crypto'
 import { createHash, randomBytes } from 'node:crypto'
-import { ROOM_PATTERN } from './wire.js'
+import { PAGE_CURSOR_PATTERN, ROOM_PATTERN } from './wire.js'
 
 /** A public session id: 128 random bits, base64url (22 characters). Independent of the token. */
 export function newSessionId (): string {
@@ -70,4 +70,26 @@ const CURSOR = /^(0|[1-9][0-9]{0,14})$/
 export function parseCursor (cursor: string | undefined): number | null {
   if (cursor === undefined) return null
   return CURSOR.test(cursor) ? Number(cursor) : NaN
+}
+
+const PAGE_CURSOR = new RegExp(PAGE_CURSOR_PATTERN)
+
+/** Whether a page cursor (`after`, `before`) has the syntax lib/stores/store.ts gives them. */
+export function isPageCursor (cursor: string): boolean {
+  return PAGE_CURSOR.test(cursor)
+}
+
+/** Whether a store answered with a Promise (the memory store answers synchronously). */
+export function isPromise<T> (value: T | Promise<T>): value is Promise<T> {
+  return value !== null && typeof value === 'object' && typeof (value as { then?: unknown }).then === 'function'
+}
+
+/** `retry-after` for a wait of `ms`: whole seconds, at least 1. */
+export function retrySeconds (ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000))
+}
+
+/** A user as `authenticate` may set it and the decorator takes it: 1 to 256 characters. */
+export function isUser (user: unknown): user is string {
+  return typeof user === 'string' && user.length > 0 && user.length <= 256
 }

@@ -22,6 +22,8 @@ import { Type, type Static } from '@sinclair/typebox'
 export const ROOM_PATTERN = '^(?!\\.{1,2}$)[A-Za-z0-9_.:-]{1,64}$'
 /** A public session id as `to` accepts it. */
 export const SESSION_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$'
+/** A page cursor (`after` of member lists, `before` of history, every `next`): opaque to clients. */
+export const PAGE_CURSOR_PATTERN = '^(0|[1-9][0-9]{0,15})$'
 
 export const RoomNameSchema = Type.String({ pattern: ROOM_PATTERN, description: 'Room name' })
 export const SessionIdSchema = Type.String({ pattern: SESSION_ID_PATTERN, description: 'Public session id' })
@@ -52,6 +54,11 @@ export const MessageSchema = Type.Object({
   from: Type.Union([Type.String(), Type.Null()]),
   room: Type.Union([Type.String(), Type.Null()]),
   to: Type.Union([Type.String(), Type.Null()]),
+  /**
+   * Present (always `true`) on a message sent to a person (`toUser`): it went to every live
+   * session of the user behind `to` (`to` is null when the application sent it to the user).
+   */
+  toUser: Type.Optional(Type.Literal(true)),
   data: Type.Unknown(),
   /** Epoch milliseconds at which the server accepted the message. */
   ts: Type.Number()
@@ -116,23 +123,65 @@ export const PollReplySchema = Type.Object({
 })
 export type PollReply = Static<typeof PollReplySchema>
 
-/** `POST /messages`: to a room, to one session (`to`), or (neither) to every session. */
+/**
+ * `POST /messages`: to a room, to one session (`to`), to the person behind a session
+ * (`toUser`: every live session of its user), or (none of them) to every session. Other fields
+ * are refused.
+ */
 export const MessageBodySchema = Type.Object({
   data: Type.Unknown(),
   room: Type.Optional(RoomNameSchema),
-  to: Type.Optional(SessionIdSchema)
-})
+  to: Type.Optional(SessionIdSchema),
+  toUser: Type.Optional(SessionIdSchema)
+}, { additionalProperties: false })
 export type MessageBody = Static<typeof MessageBodySchema>
 
 export const MessageReplySchema = Type.Object({ id: Type.String(), ts: Type.Number() })
 export type MessageReply = Static<typeof MessageReplySchema>
 
-/** `POST /rooms/:room/join`, `POST /rooms/:room/leave`, `GET /rooms/:room/members` */
+/** `POST /rooms/:room/join`, `POST /rooms/:room/leave`, `GET /rooms/:room/members`, `GET /rooms/:room/history` */
 export const RoomParamsSchema = Type.Object({ room: RoomNameSchema })
 export type RoomParams = Static<typeof RoomParamsSchema>
 
-export const MembersReplySchema = Type.Object({ members: Type.Array(MemberSchema) })
+/** A positive integer in a query string (the upper bound is the server's page size). */
+const PageLimitSchema = Type.String({ pattern: '^[1-9][0-9]{0,8}$', description: 'Page size, 1 to the server\'s page size' })
+/** A page cursor in a query string; its syntax is checked by the routes (400 LONGPOLL_BAD_CURSOR). */
+const PageCursorSchema = Type.String({ description: 'Opaque page cursor from `next`' })
+/** `next` of a page: the cursor of the following page, or null when this one is the last. */
+const NextSchema = Type.Union([Type.String(), Type.Null()])
+
+/** `POST /rooms/:room/join?history=N` */
+export const JoinQuerySchema = Type.Object({
+  history: Type.Optional(Type.String({ pattern: '^[0-9]{1,9}$', description: 'Recent messages to return, 0 to the history page size' }))
+})
+export type JoinQuery = Static<typeof JoinQuerySchema>
+
+/** `GET /rooms/:room/members?limit=N&after=C` */
+export const MembersQuerySchema = Type.Object({
+  limit: Type.Optional(PageLimitSchema),
+  after: Type.Optional(PageCursorSchema)
+})
+export type MembersQuery = Static<typeof MembersQuerySchema>
+
+export const MembersReplySchema = Type.Object({
+  members: Type.Array(MemberSchema),
+  next: NextSchema
+})
 export type MembersReply = Static<typeof MembersReplySchema>
+
+/** `GET /rooms/:room/history?limit=N&before=C` */
+export const HistoryQuerySchema = Type.Object({
+  limit: Type.Optional(PageLimitSchema),
+  before: Type.Optional(PageCursorSchema)
+})
+export type HistoryQuery = Static<typeof HistoryQuerySchema>
+
+/** A page of room history (and the answer of a join with `history`): oldest first. */
+export const HistoryReplySchema = Type.Object({
+  messages: Type.Array(MessageSchema),
+  next: NextSchema
+})
+export type HistoryReply = Static<typeof HistoryReplySchema>
 
 /** The body of 204 answers (join, leave, `DELETE /session`). */
 export const NoContentSchema = Type.Null({ description: 'No content' })
@@ -166,6 +215,9 @@ export const ERROR_CODES = {
   LONGPOLL_NO_SUCH_SESSION: 404,
   LONGPOLL_MESSAGE_TOO_LARGE: 413,
   LONGPOLL_RATE_LIMITED: 429,
-  LONGPOLL_STORE_UNAVAILABLE: 503
+  LONGPOLL_STORE_UNAVAILABLE: 503,
+  LONGPOLL_FORBIDDEN: 403,
+  LONGPOLL_TOO_MANY_SESSIONS: 403,
+  LONGPOLL_POLL_BUSY: 429
 } as const
 export type ErrorCode = keyof typeof ERROR_CODES

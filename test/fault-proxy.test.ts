@@ -101,7 +101,10 @@ async function acknowledgeAll (t: Test, s: TestServer, sessions: Session[], logs
     const last = await pollOk(s, sessions[k].token, { cursor: log.cursor, wait: 0 })
     t.same(last.messages, [], `client ${k}: nothing after its last cursor`)
   }
-  t.equal((await s.app.longPoll.stats()).queued, 0, 'every mailbox is empty once acknowledged')
+  // Store v2 keeps each broadcast once, in the log of everyone, for messageTtl whoever read it
+  // (memory freed by messageTtl: test/limits-memory.test.ts): at most one entry per broadcast.
+  const queued = (await s.app.longPoll.stats()).queued
+  t.ok(queued <= logs[0].ids.length, `every broadcast is kept at most once, not once per client (${queued} kept)`)
 }
 
 t.test('every 3rd poll response is lost after the server sent it: 3 000 broadcasts reach 3 clients exactly once, in order', async (t) => {

@@ -30,7 +30,10 @@ t.test('register, hold a poll, broadcast answers it, next poll gets the later me
   t.same(next.messages.map((m) => m.data), [{ text: 'Salve, munde!' }])
   const again = await (await fetch(`${base}/poll?cursor=${body.cursor}`, { headers: auth })).json() as typeof body
   t.same(again.messages.map((m) => m.data), [{ text: 'Salve, munde!' }], 'old cursor: same messages again')
-  const s = await (await fetch(`${base}/messages`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ data: 'x', from: 'forged' }) }))
+  // Protocol v2: fields other than data, room, to and toUser are refused (v1: refused or ignored).
+  const forged = await fetch(`${base}/messages`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ data: 'x', from: 'forged' }) })
+  t.equal(forged.status, 400, 'a forged from is refused')
+  const s = await fetch(`${base}/messages`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ data: 'x' }) })
   t.equal(s.status, 202)
   const mine = await (await fetch(`${base}/poll?cursor=${again.cursor}`, { headers: auth })).json() as { messages: Array<{ from: string }> }
   t.equal(mine.messages[0].from, reg.id)
