@@ -7,7 +7,6 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import longPollChat from '../lib/index.js'
 import { RedisStore } from '../lib/stores/redis/index.js'
-import type { MailboxStore } from '../lib/stores/store.js'
 import type { BenchServer } from './server-proc.js'
 
 async function deleteKeys (client: Redis, prefix: string): Promise<number> {
@@ -39,7 +38,7 @@ export async function createPluginServer (opts: { pollTimeout: number, redisUrl?
     registerRateLimit: false,
     maxSessions: 1_000_000,
     pollTimeout: opts.pollTimeout,
-    store: store as unknown as MailboxStore | undefined // v1 RedisStore until redis-v2 lands
+    store
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as { port: number }).port

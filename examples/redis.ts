@@ -15,7 +15,6 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { longPollChat } from '../lib/index.js'
 import { RedisStore } from '../lib/stores/redis/index.js'
-import type { MailboxStore } from '../lib/stores/store.js'
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const HOST = process.env.HOST ?? '127.0.0.1'
@@ -42,7 +41,7 @@ async function instance (port: number): Promise<FastifyInstance> {
     prefix: '/chat',
     pollTimeout: POLL_TIMEOUT,
     // Every instance that should share sessions uses the same prefix.
-    store: new RedisStore({ client, keyPrefix: 'lpc-example:' }) as unknown as MailboxStore // v1 RedisStore until redis-v2 lands
+    store: new RedisStore({ client, keyPrefix: 'lpc-example:' })
   })
   await app.listen({ port, host: HOST })
   return app

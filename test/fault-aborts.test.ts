@@ -13,7 +13,7 @@ import { MemoryStore } from '../lib/stores/memory/index.js'
 import type { MailboxStore, PollResult, ReadOptions } from '../lib/stores/store.js'
 import type { LongPollChatOptions } from '../types/index.js'
 import { poll, pollOk, register, type Session } from './helpers/http.js'
-import { deleteKeys, loadRedis, REDIS_URL, redisV2Skip, uniquePrefix } from './helpers/redis.js'
+import { deleteKeys, loadRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
 import { start, type TestServer } from './helpers/server.js'
 import { sleep, waitFor, waitHeld } from './helpers/wait.js'
 
@@ -203,16 +203,16 @@ async function redisStore (t: Test, server: () => TestServer | null): Promise<Ma
     await deleteKeys(client, prefix)
     client.disconnect()
   })
-  return new RedisStore({ client, keyPrefix: prefix }) as unknown as MailboxStore // v1 RedisStore until redis-v2 lands
+  return new RedisStore({ client, keyPrefix: prefix })
 }
 
-t.test('Redis store: aborted polls do not keep their sessions alive either', { skip: redisV2Skip }, async (t) => {
+t.test('Redis store: aborted polls do not keep their sessions alive either', { skip: redisSkip }, async (t) => {
   let server: TestServer | null = null
   const store = await redisStore(t, () => server)
   server = await expiryAfterAborts(t, { store }, 50)
 })
 
-t.test('Redis store: polls whose clients vanished during the authentication round trip are not held', { skip: redisV2Skip }, async (t) => {
+t.test('Redis store: polls whose clients vanished during the authentication round trip are not held', { skip: redisSkip }, async (t) => {
   let server: TestServer | null = null
   const store = await redisStore(t, () => server)
   server = await vanishedNotHeld(t, { store }, 50)

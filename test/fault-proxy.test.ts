@@ -7,10 +7,9 @@
  * behind the proxy, which sends each request to the next instance (no sticky sessions).
  */
 import t, { type Test } from 'tap'
-import type { MailboxStore } from '../lib/stores/store.js'
 import type { Message } from '../types/index.js'
 import { httpCall, register, pollOk, type Session } from './helpers/http.js'
-import { deleteKeys, loadRedis, REDIS_URL, redisV2Skip, uniquePrefix } from './helpers/redis.js'
+import { deleteKeys, loadRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
 import { start, type TestServer } from './helpers/server.js'
 import { sleep, waitHeld } from './helpers/wait.js'
 import { lossyProxy, type LossyProxy, type LossyProxyOptions } from './helpers/fault-proxy.js'
@@ -132,7 +131,7 @@ t.test('every 3rd poll is cut a few ms after it was sent (held, being answered, 
   t.ok(await waitHeld(s, 0), 'no held poll is left behind by the cut connections')
 })
 
-t.test('Redis: two instances behind the lossy proxy, requests and broadcasts alternating between them', { skip: redisV2Skip }, async (t) => {
+t.test('Redis: two instances behind the lossy proxy, requests and broadcasts alternating between them', { skip: redisSkip }, async (t) => {
   const TOTAL = 600
   const { Redis, RedisStore } = await loadRedis()
   const prefix = uniquePrefix('lpcfault')
@@ -144,7 +143,7 @@ t.test('Redis: two instances behind the lossy proxy, requests and broadcasts alt
     for (const c of clients) c.disconnect()
   })
   for (const client of clients) {
-    const store = new RedisStore({ client, keyPrefix: prefix }) as unknown as MailboxStore // v1 RedisStore until redis-v2 lands
+    const store = new RedisStore({ client, keyPrefix: prefix })
     servers.push(await start(t, { ...SERVER_OPTIONS, maxMailboxMessages: TOTAL + 100, store }, { listen: true }))
   }
   const { proxy, logs, published, s, sessions } = await scenario(t, servers, { mode: 'after-response', every: 3 }, TOTAL, 3)

@@ -22,7 +22,10 @@
  * Every clock value is a multiple of 7 ms while no TTL is, so no check depends on which side of a
  * TTL boundary a store puts the exact millisecond.
  *
- * Runs against MemoryStore always, and against RedisStore when REDIS_URL is set. PROPERTY_RUNS and PROPERTY_SEED override the run count and seed.
+ * Runs against the v1 MemoryStore (lib/stores/memory.ts), the last store of the v1 interface;
+ * the Redis store implements the store interface v2, whose contract (test/store-contract-v2/,
+ * run against it by test/store-redis.test.ts) has its own model-based test. PROPERTY_RUNS and
+ * PROPERTY_SEED override the run count and seed.
  */
 import { AssertionError } from 'node:assert'
 import { randomBytes } from 'node:crypto'
@@ -30,7 +33,6 @@ import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import { MemoryStore } from '../lib/stores/memory.js'
 import type { EndedSession, MailboxStore, PublishTarget, StoreConfig } from '../types/index.js'
-import { deleteKeys, loadRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
 import { sha256 } from './helpers/store.js'
 
 type Tap = Test | typeof t
@@ -459,16 +461,3 @@ function suite (parent: Tap, name: string, factory: StoreFactory, runs: number):
 }
 
 suite(t, 'memory', async () => ({ store: new MemoryStore(), cleanup: async () => {} }), RUNS > 0 ? RUNS : 300)
-
-t.test('redis', { skip: redisSkip }, async (t) => {
-  const { Redis, RedisStore } = await loadRedis()
-  const client = new Redis(REDIS_URL as string, { maxRetriesPerRequest: 1 })
-  t.teardown(() => { client.disconnect() })
-  const prefix = uniquePrefix('lpcprop')
-  let made = 0
-  t.teardown(() => deleteKeys(client, prefix))
-  suite(t, 'redis', async () => {
-    const keyPrefix = `${prefix}${made++}:`
-    return { store: new RedisStore({ client, keyPrefix }), cleanup: () => deleteKeys(client, keyPrefix) }
-  }, RUNS > 0 ? RUNS : 60)
-})

@@ -1,18 +1,22 @@
 /**
  * Several instances, one Redis: the protocol holds as if they were one server (PROTOCOL.md,
- * "Several instances"). Three Fastify instances on port 0, each with its own ioredis client and
- * RedisStore on one key prefix, spoken to over real HTTP; any request may go to any instance.
- * Needs REDIS_URL (redis://127.0.0.1:6379/0); the outage test starts its own redis-server on a
- * free port and never touches the shared one.
+ * "Several instances"). First the store alone: three RedisStore instances, each with its own
+ * ioredis client, on one key prefix, as three server instances would use them. Then the plugin:
+ * three Fastify instances on port 0, spoken to over real HTTP; any request may go to any
+ * instance. Needs REDIS_URL (redis://127.0.0.1:6379/0); the outage test starts its own
+ * redis-server on a free port and never touches the shared one.
  */
+import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import type { Redis as RedisClient } from 'ioredis'
+import type { RedisStore as RedisStoreClass } from '../lib/stores/redis/index.js'
+import type { LogTarget, NewSession, OutgoingMessage, ReadResult, StoreConfig, StoreEvent } from '../lib/stores/store.js'
 import type { LongPollChatOptions, Message } from '../types/index.js'
 import { assertError, join, leave, members, poll, pollOk, register, send, type Asserts } from './helpers/http.js'
 import { prng } from './helpers/random.js'
-import { deleteKeys, loadRedis, noRedisServer, privateRedis, REDIS_URL, redisV2Skip, uniquePrefix } from './helpers/redis.js'
-import type { MailboxStore } from '../lib/stores/store.js'
+import { deleteKeys, loadRedis, noRedisServer, privateRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
 import { start, type TestServer } from './helpers/server.js'
+import { sha256 } from './helpers/store.js'
 import { sleep, waitFor, waitHeld } from './helpers/wait.js'
 
 /** Destructuring target for `servers` (two or three instances). */
@@ -23,7 +27,176 @@ function expectError (tt: Test, res: Parameters<typeof assertError>[1], status: 
   assertError(tt as unknown as Asserts, res, status, code, what)
 }
 
-t.test('several instances on one Redis', { skip: redisV2Skip }, async (t) => {
+const STORE_CONFIG: StoreConfig = {
+  messageTtl: 30_000,
+  sessionTtl: 10_000,
+  maxMailboxMessages: 100,
+  maxSessions: 1000,
+  maxRoomsPerSession: 5,
+  maxSessionsPerUser: 0,
+  history: { maxMessages: 20, maxAge: 60_000 }
+}
+const ALL = { limit: 1000, maxBytes: 1 << 30 }
+
+t.test('several store instances on one Redis', { skip: redisSkip }, async (t) => {
+  const { Redis, RedisStore } = await loadRedis()
+
+  interface Instance { store: RedisStoreClass, events: StoreEvent[], name: string }
+
+  /** `n` stores sharing one key prefix, each with its own client and its own event list. */
+  async function stores (tt: Test, n: number): Promise<Instance[]> {
+    const prefix = uniquePrefix('lpcmulti')
+    const out: Instance[] = []
+    const clients: RedisClient[] = []
+    tt.teardown(async () => {
+      for (const i of out) await i.store.close()
+      await deleteKeys(clients[0] as RedisClient, prefix)
+      for (const c of clients) await c.quit()
+    })
+    for (let i = 0; i < n; i++) {
+      const client = new Redis(REDIS_URL as string)
+      client.on('error', () => {})
+      clients.push(client)
+      const store = new RedisStore({ client, keyPrefix: prefix })
+      const events: StoreEvent[] = []
+      await store.init(STORE_CONFIG, (e) => events.push(e))
+      out.push({ store, events, name: 'ABC'[i] ?? String(i) })
+    }
+    return out
+  }
+
+  const session = (rooms: string[] = [], user: string | null = null): NewSession =>
+    ({ id: 's-' + randomBytes(6).toString('hex'), tokenHash: sha256(randomBytes(16).toString('hex')), profile: null, user, context: null, rooms })
+  const message = (target: LogTarget, data: unknown, ts: number): OutgoingMessage => {
+    const id = 'm-' + randomBytes(6).toString('hex')
+    return { id, ts, json: JSON.stringify({ id, data, ts }), target }
+  }
+  const data = (r: ReadResult | 'bad-cursor' | null): unknown[] => {
+    if (r === null || r === 'bad-cursor') throw new Error(`read failed: ${r}`)
+    return r.messages.map((m) => (JSON.parse(m) as { data: unknown }).data)
+  }
+  const has = (i: Instance, match: (e: StoreEvent) => boolean): boolean => i.events.some(match)
+
+  t.test('a poll held on B is woken by a publish on C for a session created on A', async (t) => {
+    const [A, B, C] = await stores(t, 3) as [Instance, Instance, Instance]
+    const now = Date.now()
+    const a = session(['r'])
+    await A.store.createSession(a, now)
+    const p = await B.store.poll(a.tokenHash, 0, 5000, ALL, now)
+    if (!p.ok) throw new Error('poll failed')
+    t.ok(p.seq > 0, 'nothing to answer: held on B')
+    t.same(p.read.rooms, ['r'], 'with the rooms B indexes the hold by')
+    t.equal(await C.store.publish(message({ kind: 'room', room: 'r' }, 'across', now + 1), now + 1), 1)
+    await waitFor(() => has(B, (e) => e.type === 'wake' && e.log === 'r:r'), 'the wake on B')
+    const r = await B.store.read(a.id, 0, ALL, now + 2, p.seq)
+    t.same(data(r), ['across'], 'B reads it')
+    t.same(await A.store.sweep(now + 2 + STORE_CONFIG.sessionTtl - 1, 100), [], 'the read on B ended the hold: idle from then on, seen by A')
+  })
+
+  t.test('a newer poll on A supersedes a poll held on B: B learns it from the poll event', async (t) => {
+    const [A, B] = await stores(t, 2) as [Instance, Instance]
+    const now = Date.now()
+    const a = session()
+    await A.store.createSession(a, now)
+    const older = await B.store.poll(a.tokenHash, 0, 5000, ALL, now)
+    const newer = await A.store.poll(a.tokenHash, 0, 5000, ALL, now + 1)
+    if (!older.ok || !newer.ok) throw new Error('poll failed')
+    t.ok(newer.seq > older.seq)
+    await waitFor(() => has(B, (e) => e.type === 'poll' && e.sessionId === a.id && e.seq === newer.seq), 'the newer poll event on B')
+    await B.store.publish(message({ kind: 'session', id: a.id }, 'x', now + 2), now + 2)
+    const r = await B.store.read(a.id, 0, ALL, now + 3, older.seq)
+    if (r === null || r === 'bad-cursor') throw new Error('read failed')
+    t.ok(r.pollSeq > older.seq, 'a read for the older hold sees a newer poll sequence (the core answers 409)')
+    await B.store.endPoll(a.id, older.seq, now + 4)
+    t.same(await A.store.sweep(now + 14_000, 100), [], 'and ending the older hold did not end the newer one (idle since now + 4 it would be gone)')
+  })
+
+  t.test('join, leave and expiry happen once across instances', async (t) => {
+    const all = await stores(t, 3)
+    const [A, B, C] = all as [Instance, Instance, Instance]
+    const now = Date.now()
+    const a = session(['r'])
+    await A.store.createSession(a, now)
+    const joins = await Promise.all(all.map((i) => i.store.join(a.id, 'q', now)))
+    t.same(joins.map((j) => j.result).sort(), ['already', 'already', 'joined'], 'a concurrent join is joined once')
+    const leaves = await Promise.all(all.map((i) => i.store.leave(a.id, 'q', now)))
+    t.same(leaves.filter((l) => l.left).length, 1, 'a concurrent leave is left once')
+
+    const ids = [a.id]
+    for (let i = 0; i < 30; i++) {
+      const s = session(['r'])
+      await (all[i % 3] as Instance).store.createSession(s, now + 1)
+      ids.push(s.id)
+    }
+    t.same(await A.store.stats(), await C.store.stats(), 'stats agree')
+    const page = async (i: Instance): Promise<string[]> => (await i.store.members('r', null, 100, now + 1)).items.map((m) => m.id)
+    t.same(await page(B), ids, 'members in join order, the same on every instance')
+    t.same(await page(C), ids)
+    const swept = (await Promise.all(all.map((i) => i.store.sweep(now + 20_000, 7)))).flat().map((e) => e.id)
+    t.equal(swept.length, 21, 'three sweepers of at most 7 each')
+    const rest = (await Promise.all(all.map((i) => i.store.sweep(now + 20_000, 7)))).flat().map((e) => e.id)
+    t.same([...swept, ...rest].sort(), [...ids].sort(), 'each session swept exactly once by the sweepers together')
+    for (const i of all) {
+      await waitFor(() => i.events.filter((e) => e.type === 'ended').length === ids.length, `the ${ids.length} ended events on ${i.name}`)
+    }
+    t.equal((await B.store.stats()).sessions, 0)
+  })
+
+  t.test('a user\'s sessions on two instances all receive a message to the user; ending the user ends them everywhere', async (t) => {
+    const [A, B, C] = await stores(t, 3) as [Instance, Instance, Instance]
+    const now = Date.now()
+    const tab = session([], 'ann')
+    const phone = session([], 'ann')
+    const other = session([], 'bob')
+    await A.store.createSession(tab, now)
+    await B.store.createSession(phone, now)
+    await C.store.createSession(other, now)
+    t.same((await C.store.userSessions('ann', now)).map((m) => m.id), [tab.id, phone.id], 'found in one call, oldest first')
+    t.same(await C.store.lookup(phone.id, now), { id: phone.id, user: 'ann' })
+    const ht = await A.store.poll(tab.tokenHash, 0, 5000, ALL, now)
+    const hp = await B.store.poll(phone.tokenHash, 0, 5000, ALL, now)
+    if (!ht.ok || !hp.ok) throw new Error('poll failed')
+    t.same([ht.read.user, hp.read.user], ['ann', 'ann'], 'the holds are indexed by the user')
+    t.equal(await C.store.publish(message({ kind: 'user', user: 'ann' }, 'to ann', now + 1), now + 1), 2, 'two recipients')
+    for (const i of [A, B]) await waitFor(() => has(i, (e) => e.type === 'wake' && e.log === 'u:ann'), `the wake on ${i.name}`)
+    t.same(data(await A.store.read(tab.id, 0, ALL, now + 2, ht.seq)), ['to ann'], 'the tab, on A')
+    t.same(data(await B.store.read(phone.id, 0, ALL, now + 2, hp.seq)), ['to ann'], 'the phone, on B')
+    t.same(data(await C.store.read(other.id, 0, ALL, now + 2)), [], 'nobody else')
+
+    const ended = await C.store.endUser('ann')
+    t.same(ended.map((e) => e.id), [tab.id, phone.id], 'logout everywhere, from C')
+    for (const i of [A, B]) {
+      await waitFor(() => [tab.id, phone.id].every((id) => has(i, (e) => e.type === 'ended' && e.sessionId === id)), `the ended events on ${i.name}`)
+    }
+    t.same(await A.store.authenticate(tab.tokenHash, now + 3), { ok: false, reason: 'unknown' })
+    t.equal(await B.store.read(phone.id, 0, ALL, now + 3), null)
+    t.same(await A.store.userSessions('ann', now + 3), [])
+    t.equal(await A.store.publish(message({ kind: 'user', user: 'ann' }, 'late', now + 4), now + 4), 0, 'nobody left to receive it')
+  })
+
+  t.test('publishes from two instances interleave in one order for everyone', async (t) => {
+    const [A, B] = await stores(t, 2) as [Instance, Instance]
+    const now = Date.now()
+    const ids: string[] = []
+    for (let i = 0; i < 8; i++) {
+      const s = session(['r'])
+      await A.store.createSession(s, now)
+      ids.push(s.id)
+    }
+    await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? A : B).store.publish(
+      message(i % 3 === 0 ? { kind: 'all' } : { kind: 'room', room: 'r' }, i, now), now)))
+    let reference: unknown[] | null = null
+    for (const id of ids) {
+      const r = await B.store.read(id, 0, ALL, now)
+      const got = data(r)
+      t.equal(new Set(got).size, 40, 'all 40, from both logs')
+      if (reference === null) reference = got
+      else t.same(got, reference, 'in the same order in every mailbox')
+    }
+  })
+})
+
+t.test('several instances on one Redis', { skip: redisSkip }, async (t) => {
   const { Redis, RedisStore } = await loadRedis()
 
   /**
@@ -47,7 +220,7 @@ t.test('several instances on one Redis', { skip: redisV2Skip }, async (t) => {
         : new Redis(redis.url as string)
       client.on('error', () => {})
       clients.push(client)
-      const store = new RedisStore({ client, keyPrefix: prefix }) as unknown as MailboxStore // v1 RedisStore until redis-v2 lands
+      const store = new RedisStore({ client, keyPrefix: prefix })
       servers.push(await start(tt, { rateLimit: false, pollTimeout: 5000, ...options, store }, { listen: true }))
     }
     return { servers, clients, prefix }
@@ -181,6 +354,56 @@ t.test('several instances on one Redis', { skip: redisV2Skip }, async (t) => {
     t.equal(count('leave'), 2, 'one leave, one expiry')
     t.same(ended, [u.id + ':expired'], 'onSessionEnd once, on one instance')
     t.same(seen.filter((m) => m.from === u.id).map((m) => m.type), ['join', 'leave', 'join', 'leave'], 'in order')
+  })
+
+  t.test('a user\'s sessions on two instances all receive a toUser and a sendToUser message', async (t) => {
+    const user = { authenticate: (req: { headers: Record<string, unknown> }) => ({ user: String(req.headers['x-user']) }) }
+    const [A, B, C] = (await cluster(t, 3, user)).servers as Three
+    const tab = await register(A, {}, { 'x-user': 'ann' })
+    const phone = await register(B, {}, { 'x-user': 'ann' })
+    const bob = await register(C, {}, { 'x-user': 'bob' })
+    const heldTab = pollOk(A, tab.token, { cursor: tab.cursor, wait: 4000 })
+    const heldPhone = pollOk(B, phone.token, { cursor: phone.cursor, wait: 4000 })
+    await waitHeld(A, 1)
+    await waitHeld(B, 1)
+    t.equal((await send(C, bob.token, { toUser: phone.id, data: 'hi ann' })).status, 202, 'bob writes to the person behind the phone, on C')
+    const [rt, rp] = await Promise.all([heldTab, heldPhone])
+    for (const [what, r] of [['the tab, held on A', rt], ['the phone, held on B', rp]] as const) {
+      t.same(data(r.messages), ['hi ann'], what)
+      t.equal(r.messages[0]?.toUser, true)
+      t.equal(r.messages[0]?.to, phone.id, 'to: the session bob addressed')
+      t.equal(r.messages[0]?.from, bob.id)
+    }
+    const again = [pollOk(A, tab.token, { cursor: rt.cursor, wait: 4000 }), pollOk(B, phone.token, { cursor: rp.cursor, wait: 4000 })]
+    await waitHeld(A, 1)
+    await waitHeld(B, 1)
+    t.equal((await C.app.longPoll.sendToUser('ann', 'from the app')).recipients, 2, 'sendToUser on C counts both')
+    for (const r of await Promise.all(again)) {
+      t.same(data(r.messages), ['from the app'])
+      t.same([r.messages[0]?.toUser, r.messages[0]?.to, r.messages[0]?.from], [true, null, null])
+    }
+    t.same((await A.app.longPoll.userSessions('ann')).map((m) => m.id).sort(), [tab.id, phone.id].sort(), 'userSessions on any instance')
+    t.same(data((await pollOk(C, bob.token, { cursor: bob.cursor, wait: 0 })).messages), [], 'nobody else got them')
+  })
+
+  t.test('logout everywhere: endUser on C answers the held polls of the user on A and B with 401', async (t) => {
+    const user = { authenticate: (req: { headers: Record<string, unknown> }) => ({ user: String(req.headers['x-user']) }) }
+    const [A, B, C] = (await cluster(t, 3, user)).servers as Three
+    const tab = await register(A, {}, { 'x-user': 'ann' })
+    const phone = await register(B, {}, { 'x-user': 'ann' })
+    const other = await register(A, {}, { 'x-user': 'bob' })
+    const heldTab = poll(A, tab.token, { cursor: tab.cursor, wait: 4000 })
+    const heldPhone = poll(B, phone.token, { cursor: phone.cursor, wait: 4000 })
+    await waitHeld(A, 1)
+    await waitHeld(B, 1)
+    t.equal(await C.app.longPoll.endUser('ann'), 2, 'two sessions ended')
+    for (const [what, res] of [['the tab on A', await heldTab], ['the phone on B', await heldPhone]] as const) {
+      expectError(t, res, 401, 'LONGPOLL_UNKNOWN_SESSION', what)
+      t.ok(res.ms < 2000, `${what}: at once (${res.ms} ms)`)
+    }
+    expectError(t, await poll(B, tab.token, { wait: 0 }), 401, 'LONGPOLL_UNKNOWN_SESSION', 'the tab\'s token, on another instance')
+    t.equal((await poll(C, other.token, { wait: 0 })).status, 200, 'another user is not touched')
+    t.same(await B.app.longPoll.userSessions('ann'), [])
   })
 
   t.test('stats().sessions and members() are the same on every instance', async (t) => {

@@ -6,9 +6,9 @@
  * from `fastify-long-poll-chat` (and the `declare module 'fastify'` augmentation with them).
  *
  * The store: the plugin runs on the store interface v2 (lib/stores/store.ts; `store` option,
- * `MemoryStore`). The block "mailbox store interface" below is still the v1 interface, kept only
- * while lib/stores/redis (v1) and the v1 store tests import it from here; it is replaced by a
- * re-export of lib/stores/store.ts when the Redis store v2 lands.
+ * `MemoryStore`, `RedisStore`). The block "mailbox store interface" below is still the v1
+ * interface, kept only while the v1 memory store (lib/stores/memory.ts) and its tests import it
+ * from here; it is to be replaced by a re-export of lib/stores/store.ts when they go.
  */
 import type { FastifyRequest } from 'fastify'
 import type { Member, Message } from '../lib/wire.js'

@@ -15,12 +15,6 @@ export const REDIS_URL = process.env.REDIS_URL === '' ? undefined : process.env.
 /** The `skip` option of a test that needs REDIS_URL: false, or the reason it is skipped. */
 export const redisSkip: false | string = REDIS_URL === undefined ? 'REDIS_URL not set' : false
 
-/**
- * The `skip` option of a test that runs the plugin on the Redis store: the plugin runs on the
- * store interface v2, and the Redis store on this branch is still v1 (until redis-v2 lands).
- */
-export const redisV2Skip: false | string = redisSkip !== false ? redisSkip : 'needs the Redis store v2 (v1 RedisStore until redis-v2 lands)'
-
 /** The `skip` option of a test that starts its own redis-server. */
 export const noRedisServer: false | string = spawnSync('redis-server', ['--version']).status !== 0 && 'redis-server is not installed'
 

@@ -4,7 +4,6 @@
  */
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import longPollChat from '../../lib/index.js'
-import type { MailboxStore } from '../../lib/stores/store.js'
 import type { LongPollChatOptions } from '../../types/index.js'
 import { httpCall, injectRequest, type Reply, type RequestOptions } from './http.js'
 import { deleteKeys, loadRedis, REDIS_URL, uniquePrefix } from './redis.js'
@@ -50,7 +49,7 @@ async function protocolStore (t: TestLike): Promise<LongPollChatOptions['store']
     await deleteKeys(client, keyPrefix)
     await client.quit()
   })
-  return new RedisStore({ client, keyPrefix }) as unknown as MailboxStore // v1 RedisStore until redis-v2 lands
+  return new RedisStore({ client, keyPrefix })
 }
 
 /** Starts a Fastify instance with the plugin; it is closed in `t.teardown`. */

@@ -8,7 +8,7 @@
  */
 import type { Redis } from 'ioredis'
 import { StoreUnavailableError } from '../../errors.js'
-import type { StoreEvent, StoreListener } from '../../../types/index.js'
+import type { StoreEvent, StoreListener } from '../store.js'
 
 /** Resolves when the connection is ready; rejects if it ends for good first. */
 function whenReady (conn: Redis): Promise<void> {

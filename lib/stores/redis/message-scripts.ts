@@ -2,182 +2,157 @@
  * The Redis store's scripts for messages and polls (the key layout is in ./index.ts). Each one
  * declares its ARGV once (see ./lua.ts); the body reads the arguments as Lua locals of those names.
  */
-import { script } from './lua.js'
+import { lib, script } from './lua.js'
+import { RETENTION } from './lua-logs.js'
+import { READ } from './lua-read.js'
+import { SESSIONS } from './lua-sessions.js'
 
-/**
- * Appends the message to every recipient's mailbox and stores its body once; returns the number of
- * recipients. `kind` is the target's ('all', 'room', 'session'), `target` its room or session id
- * ('' for all), `bodyTtl` the body key's TTL (messageTtl + gcMargin).
- */
-export const publish = script<number>()('lpcPublish', {
-  messageId: 'string',
-  json: 'string',
-  now: 'number',
+/** What the scripts that trim logs need to know (RETENTION's arguments). */
+const retention = {
   messageTtl: 'number',
   maxMailbox: 'number',
-  bodyTtl: 'number',
+  historyMax: 'number',
+  historyAge: 'number',
+  gcMargin: 'number'
+} as const
+
+/**
+ * Appends the message to the log of its target, once, whatever the audience: O(1) plus the
+ * trim of the log's head. Publishes one wake naming the log. Returns the number of recipients
+ * (counted, never listed): live sessions (all), members (room), 1 or 0 (session: a live one),
+ * sessions of the user (user). Nothing is stored when there is nobody to receive it, except a
+ * room message while room history is on.
+ */
+export const publish = script<number>()('lpcPublish', {
   kind: 'string',
   target: 'string',
-  ts: 'number'
+  json: 'string',
+  ts: 'number',
+  now: 'number',
+  ...retention
 }, `
-local zk = P .. 'sessions'
-local ids
+local L, n
 if kind == 'all' then
-  ids = redis.call('ZRANGEBYSCORE', zk, above(now), '+inf')
+  L = 'all'
+  n = redis.call('ZCOUNT', P .. 'sessions', above(now), '+inf')
+elseif kind == 'room' then
+  L = 'r:' .. target
+  n = redis.call('ZCARD', P .. 'mb:' .. L)
+  if n == 0 and historyMax == 0 then return 0 end
+elseif kind == 'session' then
+  L = 's:' .. target
+  n = 0
+  if alive(target, now) and redis.call('HEXISTS', P .. 's:' .. target, 'n') == 1 then n = 1 end
 else
-  local candidates
-  if kind == 'room' then candidates = redis.call('SMEMBERS', P .. 'r:' .. target) else candidates = { target } end
-  ids = {}
-  for _, id in ipairs(candidates) do
-    local score = redis.call('ZSCORE', zk, id)
-    if not score then
-      if kind == 'room' then redis.call('SREM', P .. 'r:' .. target, id) end
-    elseif tonumber(score) > now then
-      ids[#ids + 1] = id
-    end
-  end
+  L = 'u:' .. target
+  n = redis.call('SCARD', P .. 'u:' .. target)
 end
-local entry = num(ts + messageTtl) .. '|' .. messageId
-local removed, dropped = 0, 0
-local recipients = {}
-for _, id in ipairs(ids) do
-  local sk = P .. 's:' .. id
-  local mk = P .. 'mb:' .. id
-  local f = redis.call('HMGET', sk, 'ns', 'is')
-  -- (a session hash can only be missing after its backstop TTL: skip it, the sweep removes it)
-  if f[1] then
-    recipients[#recipients + 1] = id
-    local ns, issued = tonumber(f[1]), tonumber(f[2])
-    local len = redis.call('LLEN', mk)
-    local lost = 0
-    -- expired messages at the head go first, then the oldest beyond the limit
-    if len > 0 and expired(redis.call('LINDEX', mk, 0), now) then
-      local r, d = expireHead(mk, ns - len + 1, issued, now)
-      len, removed, lost = len - r, removed + r, lost + d
-    end
-    if len >= maxMailbox then
-      local n = len - maxMailbox + 1
-      local head = ns - len + 1
-      local undelivered = (head + n - 1) - math.max(issued, head - 1)
-      redis.call('LTRIM', mk, n, -1)
-      len, removed = len - n, removed + n
-      if undelivered > 0 then lost = lost + undelivered end
-    end
-    if lost > 0 then
-      redis.call('HINCRBY', sk, 'mi', lost)
-      dropped = dropped + lost
-    end
-    redis.call('HSET', sk, 'ns', ns + 1)
-    redis.call('RPUSH', mk, entry)
-    if len == 0 then sameTtl(id, mk) end
-  end
-end
-ids = recipients
-if #ids == 0 then return 0 end
-redis.call('SET', P .. 'm:' .. messageId, json, 'PX', num(bodyTtl))
-local sk = P .. 'stats'
-redis.call('HINCRBY', sk, 'queued', #ids - removed)
-if dropped > 0 then redis.call('HINCRBY', sk, 'dropped', dropped) end
--- A wake names its recipients, unless there are so many that waking everybody (a spurious
--- wake-up costs a held poll one read) is cheaper than a huge event sent to every instance.
-if kind == 'all' or #ids > 5000 then
-  redis.call('PUBLISH', P .. 'events', '{"type":"wake","sessions":null}')
+if n == 0 and kind ~= 'room' then return 0 end
+local last = ensureLog(L)
+local g = redis.call('INCR', P .. 'g')
+appendLog(L, last, g, ts, json, now)
+if n > 0 then
+  emit({ type = 'wake', log = L })
 else
-  redis.call('PUBLISH', P .. 'events', cjson.encode({ type = 'wake', sessions = ids }))
+  roomLeft(L, true) -- a room nobody is in, kept for its history: its count lives as long as its entries
 end
-return #ids
+return n
+`, [RETENTION, SESSIONS])
+
+/** What a poll and a read answer: the read's result and the session's poll sequence and rooms. */
+type ReadReply = [messages: string[], cursor: number, missed: number, pollSeq: number, rooms: string[], user: string]
+
+/** Ends the hold with sequence seq when it is the session's latest: idle time starts now. */
+const HOLD = lib('hold', {}, [SESSIONS], `
+local function endHold (id, s, seq, now, sessionTtl, gcMargin)
+  -- an older poll ending must not cut the hold of a newer one
+  if tonumber(s.ps) ~= seq then return end
+  local ls = tonumber(s.ls)
+  if tonumber(s.hu) ~= 0 then
+    s.hu = '0'
+    ls = math.max(ls, now)
+  elseif alive(id, now) and now > ls then
+    ls = now
+  else
+    return
+  end
+  s.ls = num(ls)
+  redis.call('HSET', P .. 's:' .. id, 'hu', 0, 'ls', s.ls)
+  redis.call('ZADD', P .. 'sessions', num(ls + sessionTtl), id)
+  touch(id, s, ls - now + sessionTtl + gcMargin)
+end
 `)
 
 /**
- * Acknowledges everything up to the cursor (null: what was last issued) and returns up to `limit`
- * messages after it: { cursor, missed, pollSeq, bodies }; -1 for a cursor ahead of anything
- * issued; null when the session is gone.
+ * GET /poll in one call: token → live session, read, and when there is nothing to answer and
+ * holdMs > 0 (and limit > 0), the hold begins: the poll sequence grows and a 'poll' event goes
+ * out. lastSeen and expiry are refreshed in any case (with the hold's end when held). Replies 0 (no session), -1 (bad cursor), or
+ * { session..., read..., seq } with seq 0 when not held.
  */
-export const read = script<-1 | null | [cursor: number, missed: number, pollSeq: number, messages: string[]]>()('lpcRead', {
+export const poll = script<0 | -1 | [
+  id: string, profile: string, user: string, context: string, lastSeen: string, rooms: string[],
+  messages: string[], cursor: number, missed: number, pollSeq: number, seq: number
+]>()('lpcPoll', {
+  tokenHash: 'string',
+  cursor: 'number?',
+  holdMs: 'number',
+  limit: 'number',
+  maxBytes: 'number',
+  now: 'number',
+  sessionTtl: 'number',
+  ...retention
+}, `
+local id = byToken(tokenHash, now)
+if not id then return 0 end
+local sk = P .. 's:' .. id
+local s = parseSession(id, redis.call('HGETALL', sk))
+if not s.tok then return 0 end
+local r = readMailbox(id, s, cursor, limit, maxBytes, now)
+if not r then
+  seen(id, s, now, sessionTtl, gcMargin)
+  return -1
+end
+local seq = 0
+if #r[1] == 0 and r[3] == 0 and holdMs > 0 and limit > 0 then
+  -- the hold begins: the session lives until sessionTtl after it ends (seen, in one update)
+  seq = tonumber(s.ps) + 1
+  s.ps, s.hu, s.ls = num(seq), num(now + holdMs), num(now)
+  redis.call('HSET', sk, 'ps', s.ps, 'hu', s.hu, 'ls', s.ls)
+  redis.call('ZADD', P .. 'sessions', num(now + holdMs + sessionTtl), id)
+  touch(id, s, holdMs + sessionTtl + gcMargin)
+  emit({ type = 'poll', sessionId = id, seq = seq })
+else
+  seen(id, s, now, sessionTtl, gcMargin)
+end
+return { id, s.prof, s.user or '', s.ctx, s.ls, s.rooms, r[1], r[2], r[3], tonumber(s.ps), seq }
+`, [READ, HOLD])
+
+/**
+ * Reads again (a held poll woken, or a read of its own): acknowledges up to the cursor, returns
+ * what follows. With seq (the held poll's), a result to be answered (messages or missed) ends
+ * that hold in the same call. Replies 0 (no session), -1 (bad cursor), or the read.
+ */
+export const read = script<0 | -1 | ReadReply>()('lpcRead', {
   id: 'string',
   cursor: 'number?',
   limit: 'number',
-  now: 'number'
-}, `
-local sk = P .. 's:' .. id
-local f = redis.call('HMGET', sk, 'is', 'ns', 'mi', 'ps')
-if not f[1] then return false end
-local issued, ns, mi, ps = tonumber(f[1]), tonumber(f[2]), tonumber(f[3]), tonumber(f[4])
-local c = cursor or issued
-if c > issued then return -1 end
-local mk = P .. 'mb:' .. id
-local len = redis.call('LLEN', mk)
-local head = ns - len + 1
-local removed, dropped = 0, 0
--- acknowledge everything up to the cursor
-if len > 0 and c >= head then
-  local n = math.min(c - head + 1, len)
-  redis.call('LTRIM', mk, n, -1)
-  head, len, removed = head + n, len - n, removed + n
-end
--- drop expired messages from the head
-if len > 0 then
-  local r, d = expireHead(mk, head, issued, now)
-  head, len, removed, dropped = head + r, len - r, removed + r, d
-end
--- the messages after the cursor
-local out, last, delivered = {}, c, 0
-local start = math.max(0, c + 1 - head)
-if limit > 0 and start < len then
-  local entries = redis.call('LRANGE', mk, start, start + limit - 1)
-  local keys = {}
-  for i = 1, #entries do
-    local e = entries[i]
-    keys[i] = P .. 'm:' .. string.sub(e, string.find(e, '|', 1, true) + 1)
-  end
-  -- MGET in chunks: Lua's unpack() has a stack limit of a few thousand values
-  local bodies = {}
-  for from = 1, #keys, 1000 do
-    local part = redis.call('MGET', unpack(keys, from, math.min(from + 999, #keys)))
-    for j = 1, #part do bodies[from + j - 1] = part[j] end
-  end
-  for i = 1, #entries do
-    local seq = head + start + i - 1
-    if bodies[i] then
-      out[#out + 1] = bodies[i]
-      if seq > issued then delivered = delivered + 1 end
-    elseif seq > issued then
-      dropped = dropped + 1
-    end
-    last = seq
-  end
-end
-if last > issued then redis.call('HSET', sk, 'is', num(last)) end
-if mi ~= 0 then redis.call('HSET', sk, 'mi', 0) end
-local st = P .. 'stats'
-if removed > 0 then redis.call('HINCRBY', st, 'queued', -removed) end
-if delivered > 0 then redis.call('HINCRBY', st, 'delivered', delivered) end
-if dropped > 0 then redis.call('HINCRBY', st, 'dropped', dropped) end
-return { last, mi + dropped, ps, out }
-`)
-
-/** Marks a poll held until now + holdMs and publishes 'poll'; returns its sequence, null when the session is gone. */
-export const beginPoll = script<number | null>()('lpcBeginPoll', {
-  id: 'string',
-  holdMs: 'number',
+  maxBytes: 'number',
   now: 'number',
+  seq: 'number?',
   sessionTtl: 'number',
-  gcMargin: 'number'
+  ...retention
 }, `
-local score = redis.call('ZSCORE', P .. 'sessions', id)
-if not score or tonumber(score) <= now then return false end
 local sk = P .. 's:' .. id
-if redis.call('EXISTS', sk) == 0 then return false end
-local ps = redis.call('HINCRBY', sk, 'ps', 1)
-redis.call('HSET', sk, 'hu', num(now + holdMs))
-redis.call('ZADD', P .. 'sessions', num(now + holdMs + sessionTtl), id)
-touch(id, holdMs + sessionTtl + gcMargin)
-redis.call('PUBLISH', P .. 'events', cjson.encode({ type = 'poll', sessionId = id, seq = ps }))
-return ps
-`)
+local s = parseSession(id, redis.call('HGETALL', sk))
+if not s.tok then return 0 end
+local r = readMailbox(id, s, cursor, limit, maxBytes, now)
+if not r then return -1 end
+if seq and (#r[1] > 0 or r[3] > 0) then endHold(id, s, seq, now, sessionTtl, gcMargin) end
+return { r[1], r[2], r[3], tonumber(s.ps), s.rooms, s.user or '' }
+`, [READ, HOLD])
 
-/** Ends poll `seq` if it is still the latest: lastSeen becomes now; 1 when it was. */
-export const endPoll = script<0 | 1>()('lpcEndPoll', {
+/** The hold with sequence seq ended (answered, timed out, aborted). */
+export const endPoll = script<null>()('lpcEndPoll', {
   id: 'string',
   seq: 'number',
   now: 'number',
@@ -185,11 +160,8 @@ export const endPoll = script<0 | 1>()('lpcEndPoll', {
   gcMargin: 'number'
 }, `
 local sk = P .. 's:' .. id
-if tonumber(redis.call('HGET', sk, 'ps')) ~= seq then return 0 end
-if not redis.call('ZSCORE', P .. 'sessions', id) then return 0 end
-local ls = tonumber(redis.call('HGET', sk, 'ls'))
-redis.call('HSET', sk, 'hu', 0, 'ls', num(math.max(ls, now)))
-redis.call('ZADD', P .. 'sessions', num(now + sessionTtl), id)
-touch(id, sessionTtl + gcMargin)
-return 1
-`)
+local f = redis.call('HMGET', sk, 'tok', 'ps', 'hu', 'ls', 'user')
+if not f[1] or not redis.call('ZSCORE', P .. 'sessions', id) then return false end
+endHold(id, { tok = f[1], ps = f[2], hu = f[3], ls = f[4], user = f[5] }, seq, now, sessionTtl, gcMargin)
+return false
+`, [HOLD])
