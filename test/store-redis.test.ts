@@ -12,7 +12,7 @@ import type { RedisStore as RedisStoreClass } from '../lib/stores/redis/index.js
 import type { LogTarget, NewSession, OutgoingMessage, ReadResult, StoreConfig, StoreEvent } from '../lib/stores/store.js'
 import { deleteKeys, keysOf, loadRedis, noRedisServer, privateRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
 import { sha256 } from './helpers/store.js'
-import { storeContract } from './store-contract-v2/index.js'
+import { storeContract } from './store-contract/index.js'
 import { sleep, waitFor } from './helpers/wait.js'
 
 const CONFIG: StoreConfig = {

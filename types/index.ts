@@ -1,18 +1,13 @@
 /**
  * Public types of fastify-long-poll-chat: the wire shapes (from lib/wire.ts), the plugin options
- * and hooks, the `app.longPoll` decorator, and the mailbox store interface.
+ * and hooks, the `app.longPoll` decorator, and the store interface (lib/stores/store.ts).
  *
  * This file only declares types; it is compiled with the library so that consumers get them
  * from `fastify-long-poll-chat` (and the `declare module 'fastify'` augmentation with them).
- *
- * The store: the plugin runs on the store interface v2 (lib/stores/store.ts; `store` option,
- * `MemoryStore`, `RedisStore`). The block "mailbox store interface" below is still the v1
- * interface, kept only while the v1 memory store (lib/stores/memory.ts) and its tests import it
- * from here; it is to be replaced by a re-export of lib/stores/store.ts when they go.
  */
 import type { FastifyRequest } from 'fastify'
 import type { Member, Message } from '../lib/wire.js'
-import type { MailboxStore as StoreV2, StoreStats as StoreStatsV2 } from '../lib/stores/store.js'
+import type { MailboxStore, StoreStats } from '../lib/stores/store.js'
 
 /** A JSON value as carried in `data`. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
@@ -29,170 +24,11 @@ export type {
 } from '../lib/wire.js'
 
 /* ------------------------------------------------------------------------------------------ */
-/* The mailbox store interface                                                                */
+/* The store interface                                                                         */
 /* ------------------------------------------------------------------------------------------ */
 
-/**
- * Where a published message goes. `all`: every live session. `room`: the room's members at the
- * time of publishing. `session`: that one session.
- */
-export type PublishTarget =
-  | { kind: 'all' }
-  | { kind: 'room', room: string }
-  | { kind: 'session', id: string }
-
-/** A message ready to be stored: stamped and serialized once by the delivery core. */
-export interface OutgoingMessage {
-  id: string
-  ts: number
-  /** `JSON.stringify` of the wire `Message`; stored once, referenced from every mailbox. */
-  json: string
-  target: PublishTarget
-}
-
-/** A live session as the store returns it after authentication. */
-export interface SessionInfo {
-  id: string
-  profile: Record<string, unknown> | null
-  rooms: string[]
-  lastSeen: number
-}
-
-/** What the store needs to know when a session is created. */
-export interface NewSession {
-  id: string
-  /** SHA-256 (hex) of the bearer token; the token itself never reaches the store. */
-  tokenHash: string
-  profile: Record<string, unknown> | null
-  /** Already deduplicated and validated, at most `maxRoomsPerSession`. */
-  rooms: string[]
-}
-
-/** The answer of `read()`. */
-export interface ReadResult {
-  /** Serialized messages after the cursor, oldest first (at most `limit`). */
-  messages: string[]
-  /** Sequence number of the last message returned, or the request's cursor when none. */
-  cursor: number
-  /** Messages dropped undelivered (expired or overflowed) since the previous read that reported them. */
-  missed: number
-  /** The session's current poll sequence (see `beginPoll`); a held poll with a lower one is superseded. */
-  pollSeq: number
-}
-
-/** A session that the store removed (ended or expired), with what the core needs to announce it. */
-export interface EndedSession {
-  id: string
-  profile: Record<string, unknown> | null
-  rooms: string[]
-}
-
-/**
- * Events a store delivers to the delivery core of every instance that shares it.
- * - `wake`: these sessions got mail (`sessions: null` means every session).
- * - `poll`: a poll with this sequence number began for the session; held polls of that session
- *   with a lower sequence must be answered with 409.
- * - `ended`: the session was ended or expired; its held polls must be answered with 401.
- * - `unavailable`: the store lost its backend; held polls must be answered with 503.
- */
-export type StoreEvent =
-  | { type: 'wake', sessions: string[] | null }
-  | { type: 'poll', sessionId: string, seq: number }
-  | { type: 'ended', sessionId: string }
-  | { type: 'unavailable' }
-
-export type StoreListener = (event: StoreEvent) => void
-
-/** Settings the plugin hands to its store when it starts. */
-export interface StoreConfig {
-  messageTtl: number
-  sessionTtl: number
-  maxMailboxMessages: number
-  maxSessions: number
-  maxRoomsPerSession: number
-}
-
-export interface StoreStats {
-  /** Live sessions. */
-  sessions: number
-  /** Messages waiting in mailboxes (delivered-but-unacknowledged included). */
-  queued: number
-  /** Messages handed to a poll response for the first time. */
-  delivered: number
-  /** Messages dropped before they were ever delivered (expired or overflowed). */
-  dropped: number
-}
-
-/**
- * The mailbox store: every piece of state goes through it. All methods are async; nothing relies
- * on object identity between calls, so a store shared by several server instances (Redis)
- * implements it unchanged. Any rejection means "the store is unavailable" (503) unless stated.
- *
- * Sequence numbers: each mailbox numbers its messages 1, 2, 3, ... in the order they were
- * appended; a cursor is such a number (0 = before the first message).
- */
-export interface MailboxStore {
-  /** Called once by the plugin before any other method; `listener` receives the store's events. */
-  init (config: StoreConfig, listener: StoreListener): Promise<void>
-
-  /** Creates the session and joins its rooms. Returns false when `maxSessions` is reached. */
-  createSession (session: NewSession, now: number): Promise<boolean>
-
-  /**
-   * Finds the live session whose token hashes to `tokenHash` and refreshes its `lastSeen`
-   * (and its expiry). Null for unknown or expired tokens.
-   */
-  authenticate (tokenHash: string, now: number): Promise<SessionInfo | null>
-
-  /** Ends the session at once (frees its mailbox, leaves its rooms). Null when it did not exist. Emits `ended`. */
-  endSession (sessionId: string): Promise<EndedSession | null>
-
-  /**
-   * Adds the session to the room. `joined`: it was added now (exactly once across instances);
-   * `already`: it was a member; `too-many`: it is in `maxRoomsPerSession` rooms already;
-   * `no-session`: the session is gone.
-   */
-  join (sessionId: string, room: string): Promise<'joined' | 'already' | 'too-many' | 'no-session'>
-
-  /** Removes the session from the room; true only when it was a member (exactly once across instances). */
-  leave (sessionId: string, room: string): Promise<boolean>
-
-  /** Live members of the room, or every live session when `room` is undefined. */
-  members (room?: string): Promise<Member[]>
-
-  /**
-   * Stores the message once and appends it to every recipient's mailbox (dropping the oldest on
-   * overflow, counted as missed when undelivered), then emits `wake` for the recipients.
-   * Returns the number of recipients (0 for an unknown session or an empty room).
-   */
-  publish (message: OutgoingMessage, now: number): Promise<number>
-
-  /**
-   * Acknowledges every message up to `cursor` (null: the position after the last delivered
-   * message), drops expired ones, and returns up to `limit` messages after the cursor.
-   * 'bad-cursor' when `cursor` is ahead of anything delivered to this session; null when the
-   * session does not exist.
-   */
-  read (sessionId: string, cursor: number | null, limit: number, now: number): Promise<ReadResult | 'bad-cursor' | null>
-
-  /**
-   * A poll is about to be held for up to `holdMs`: the session must not expire while it is held
-   * (its idle time counts from `endPoll`). Returns the session's new poll sequence number and
-   * emits `poll` with it. Null when the session does not exist.
-   */
-  beginPoll (sessionId: string, holdMs: number, now: number): Promise<number | null>
-
-  /** The poll with sequence `seq` was answered or aborted: the session's idle time starts now. */
-  endPoll (sessionId: string, seq: number, now: number): Promise<void>
-
-  /** Removes sessions whose idle time exceeded `sessionTtl` (each exactly once across instances) and emits `ended` for each. */
-  sweep (now: number): Promise<EndedSession[]>
-
-  stats (): Promise<StoreStats>
-
-  /** Releases timers and connections the store created itself (never the user's own client). */
-  close (): Promise<void>
-}
+/** The store interface (logs; see docs/DESIGN.md), for those who write a store of their own. */
+export type * from '../lib/stores/store.js'
 
 /* ------------------------------------------------------------------------------------------ */
 /* Hooks                                                                                      */
@@ -356,7 +192,7 @@ export interface LongPollChatOptions {
   /** How often expired sessions and messages are swept, ms (1000). */
   sweepInterval?: number
   /** The mailbox store (in-memory by default): see lib/stores/store.ts. */
-  store?: StoreV2
+  store?: MailboxStore
   /** Who the registering client is (runs once the body is parsed, before it is validated). */
   authenticate?: (request: FastifyRequest) => AuthenticateResult | Promise<AuthenticateResult>
   /**
@@ -391,7 +227,7 @@ export interface HistoryPage {
   next: string | null
 }
 
-export interface LongPollStats extends StoreStatsV2 {
+export interface LongPollStats extends StoreStats {
   /** Polls held by this instance right now. */
   heldPolls: number
 }
