@@ -35,11 +35,16 @@ export function emptyPayload (cursor: number): string {
   return '{"cursor":"' + cursor + '","messages":[],"missed":0}'
 }
 
-/** The client is gone (or its HTTP/2 stream is): nobody to answer. */
+/**
+ * The client is gone (or its HTTP/2 stream is): nobody to answer. A response to a request
+ * pipelined behind another on one HTTP/1.1 connection has no socket of its own until the
+ * responses before it are written: its request's socket tells whether the client is still there.
+ */
 export function gone (raw: Raw): boolean {
   const stream = raw.stream
   if (stream !== undefined) return stream.destroyed || stream.closed
-  return raw.destroyed || raw.socket === null || raw.socket.destroyed
+  const socket = raw.socket ?? raw.req?.socket ?? null
+  return raw.destroyed || socket === null || socket.destroyed
 }
 
 /** HTTP/1 (where `connection: close` may be sent; HTTP/2 forbids the header). */

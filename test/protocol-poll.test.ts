@@ -266,3 +266,25 @@ t.test('a poll answered with an error acknowledges nothing', async (t) => {
   const again = await pollOk(s, a.token, { cursor: a.cursor, wait: 0 })
   t.same(again.messages.map((x) => x.id), [m.id])
 })
+
+t.test('two polls pipelined on one HTTP/1.1 connection: the first gets 409, the second is held and answered', async (t) => {
+  const { connect } = await import('node:net')
+  const s = await start(t, { pollTimeout: 10_000 }, { listen: true })
+  const a = await register(s)
+  const socket = connect(s.port as number, '127.0.0.1')
+  t.teardown(() => { socket.destroy() })
+  let text = ''
+  socket.setEncoding('utf8')
+  socket.on('data', (chunk: string) => { text += chunk })
+  const req = `GET /chat/poll?cursor=${a.cursor} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer ${a.token}\r\n\r\n`
+  socket.write(req + req)
+  // The second poll supersedes the first, whose 409 goes out; the second is then held (it has no
+  // socket of its own until the first response is written, which must not count as "client gone").
+  await waitFor(() => text.includes('409'), 'the 409 of the first poll')
+  await waitHeld(s, 1)
+  const m = await s.app.longPoll.send(a.id, 'pipelined')
+  await waitFor(() => text.includes(m.id), 'the second poll answered with the message')
+  const statuses = [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((x) => x[1])
+  t.same(statuses, ['409', '200'], 'the first superseded, the second answered, in order')
+  t.equal((await s.app.longPoll.stats()).heldPolls, 0)
+})
