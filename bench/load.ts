@@ -12,13 +12,20 @@ import { Histogram, nowUs, sleep, type LatencySummary } from './stats.js'
 
 type Kind = 'lp' | 'socketio'
 
+/**
+ * A benchmark message: sender `s`, number `n`, send time `t`. Clients (s >= 0) send one at a time,
+ * so their messages arrive in order; the server's broadcasts and the publisher (s < 0) may have
+ * several in flight, which the server may accept in any order.
+ */
 interface Tracked { s: number, n: number, t: number }
 
 interface Client {
   idx: number
   rooms: string[]
-  /** Last `n` seen from each sender (`s`): per-sender order is preserved, so lower or equal is a duplicate. */
+  /** Last `n` seen from each client sender (s >= 0): its order is preserved, so lower or equal is a duplicate. */
   last: Map<number, number>
+  /** Every `n` seen from each sender s < 0, whose messages may be accepted out of order. */
+  seen: Map<number, Set<number>>
   /** Distinct messages received from each sender. */
   got: Map<number, number>
   token?: string
@@ -32,9 +39,10 @@ export interface LoadReport {
   expected: number
   duplicates: number
   missed: number
-  /** join / leave notices received. */
+  /** join / leave notices received, and when the last leave arrived (µs, monotonic clock; 0: none). */
   joins: number
   leaves: number
+  lastLeaveUs: number
   /** Poll responses that carried at least one benchmark message, and those messages. */
   responsesWithMessages: number
   messagesInThem: number
@@ -61,7 +69,7 @@ let resetAt = 0
 let cpuMark = process.cpuUsage()
 
 function freshCounters (): Omit<LoadReport, 'expected' | 'latency' | 'spanMs' | 'loadCpuMs' | 'wallMs' | 'timedOut'> {
-  return { delivered: 0, duplicates: 0, missed: 0, joins: 0, leaves: 0, responsesWithMessages: 0, messagesInThem: 0, emptyResponses: 0, errors: {} }
+  return { delivered: 0, duplicates: 0, missed: 0, joins: 0, leaves: 0, lastLeaveUs: 0, responsesWithMessages: 0, messagesInThem: 0, emptyResponses: 0, errors: {} }
 }
 
 function countError (what: string): void {
@@ -71,9 +79,10 @@ function countError (what: string): void {
 const agentOpts: http.AgentOptions = { keepAlive: true, maxSockets: Infinity, maxFreeSockets: 20_000, timeout: 120_000 }
 const pollAgent = new http.Agent(agentOpts)
 let postAgent = new http.Agent({ ...agentOpts, maxSockets: 256 })
-// The publisher's one connection: its requests go out one after the other, in order.
-const pubAgent = new http.Agent({ ...agentOpts, maxSockets: 1 })
-// A socket.io publisher needs two: its held poll, and the POSTs that carry its packets (one at a time, in order).
+// The publisher's connections: a send that is due goes out whether or not the ones before it
+// were answered (the offered rate does not bend to the server's speed), on up to 16 connections.
+const pubAgent = new http.Agent({ ...agentOpts, maxSockets: 16 })
+// A socket.io publisher needs two: its held poll, and the POSTs that carry its packets (socket.io sends them one at a time, in order).
 const sioPubAgent = new http.Agent({ ...agentOpts, maxSockets: 2 })
 
 /** Records one received benchmark message; returns whether it was one. */
@@ -81,12 +90,22 @@ function onData (c: Client, data: unknown, at: number): boolean {
   if (data === null || typeof data !== 'object') return false
   const d = data as Tracked
   if (typeof d.t !== 'number' || typeof d.n !== 'number' || typeof d.s !== 'number') return false
-  const prev = c.last.get(d.s)
-  if (prev !== undefined && d.n <= prev) {
-    counters.duplicates++
-    return true
+  if (d.s < 0) {
+    let seen = c.seen.get(d.s)
+    if (seen === undefined) c.seen.set(d.s, (seen = new Set()))
+    if (seen.has(d.n)) {
+      counters.duplicates++
+      return true
+    }
+    seen.add(d.n)
+  } else {
+    const prev = c.last.get(d.s)
+    if (prev !== undefined && d.n <= prev) {
+      counters.duplicates++
+      return true
+    }
+    c.last.set(d.s, d.n)
   }
-  c.last.set(d.s, d.n)
   c.got.set(d.s, (c.got.get(d.s) ?? 0) + 1)
   counters.delivered++
   hist.record(at - d.t)
@@ -148,6 +167,7 @@ function lpPoll (c: Client): void {
         if (onData(c, m.data, at)) n++
       } else if (m.type === 'leave') {
         counters.leaves++
+        counters.lastLeaveUs = at
       } else if (m.type === 'join') {
         counters.joins++
       }
@@ -288,14 +308,16 @@ serve({
     running = true
     const started = performance.now()
     const fresh: Client[] = []
-    for (const rooms of args.rooms) fresh.push({ idx: clients.length + fresh.length, rooms, last: new Map(), got: new Map() })
+    for (const rooms of args.rooms) fresh.push({ idx: clients.length + fresh.length, rooms, last: new Map(), seen: new Map(), got: new Map() })
     clients.push(...fresh)
     const failures = await pool(fresh, args.concurrency, kind === 'lp' ? lpRegister : sioConnect)
     return { clients: clients.length, failures, ms: performance.now() - started }
   },
   /**
    * Registers `count` sessions (in `rooms`) that this process forgets at once: sessions that exist
-   * on the server and never make another request. Stops at `budgetMs`; closes its connections after.
+   * on the server and never make another request. Gives up when `budgetMs` is spent, or as soon as
+   * the rate of the last 500 registrations says the rest cannot be done within it (a registration
+   * that gets dearer as the room grows is found out early); closes its connections after.
    */
   async register (args: { port: number, count: number, rooms: string[], concurrency: number, budgetMs: number }) {
     port = args.port
@@ -305,24 +327,33 @@ serve({
     let registered = 0
     let failures = 0
     let next = 0
+    let stop = false
+    let chunkStart = started
     const worker = async (): Promise<void> => {
-      while (next < args.count && performance.now() < deadline) {
+      while (!stop && next < args.count && performance.now() < deadline) {
         next++
         try {
-          await lpRegister({ idx: -1, rooms: args.rooms, last: new Map(), got: new Map() }, agent)
+          await lpRegister({ idx: -1, rooms: args.rooms, last: new Map(), seen: new Map(), got: new Map() }, agent)
           registered++
         } catch (err) {
           if (++failures <= 3) console.error('[load]', (err as Error).message)
+        }
+        if ((registered + failures) % 500 === 0) {
+          const now = performance.now()
+          const perSession = (now - chunkStart) / 500
+          chunkStart = now
+          if (now + (args.count - registered - failures) * perSession > deadline) stop = true
         }
       }
     }
     await Promise.all(Array.from({ length: Math.min(args.concurrency, args.count) }, worker))
     agent.destroy()
-    return { registered, failures, ms: performance.now() - started, overBudget: registered + failures < args.count }
+    const ms = performance.now() - started
+    return { registered, failures, ms, overBudget: registered + failures < args.count }
   },
   /** Registers (or connects) the publisher: a session of its own, not one of the clients, on one connection. */
   async publisher () {
-    publisher = { idx: -1, rooms: [], last: new Map(), got: new Map() }
+    publisher = { idx: -1, rooms: [], last: new Map(), seen: new Map(), got: new Map() }
     if (kind === 'lp') await lpRegister(publisher, pubAgent)
     else publisher.socket = await sioPublisher()
     return true
@@ -330,12 +361,14 @@ serve({
   /**
    * Sends `count` messages `{ s, n, t }` (`n` from `first`, `t`: send time on the monotonic clock)
    * at `rate` per second on a drift-free schedule, to `room` or to everyone, from the publisher or
-   * from client `from`. Requests go out one after the other on one connection (order kept); a slow
-   * answer delays the next send, which shows as lag.
+   * from client `from`. Open loop: each goes out when it is due, answered or not the ones before it
+   * (the publisher's agent keeps up to 16 connections; a send that waits for one shows as lag in
+   * its latency, which counts from `t`). `s` must be negative (messages may be accepted out of order).
    */
   async publish (args: { count: number, rate: number, first?: number, s: number, room?: string, from?: number }) {
     const c = args.from === undefined ? publisher : clients[args.from]
     if (c === undefined) throw new Error('no publisher: call publisher first')
+    if (args.s >= 0) throw new Error('publish: s must be negative')
     const interval = 1000 / args.rate
     const start = performance.now()
     const post = new Histogram()

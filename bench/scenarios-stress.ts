@@ -16,7 +16,7 @@ import { redisDelta, redisLatencyReset, redisLongestMs, redisSnapshot } from './
 import { errText, f, log } from './report.js'
 import { benchRedis, redisNow, waitHeld, withServer } from './scenarios.js'
 import type { LoopFigures, MemoryFigures, ServerKind, Usage, WatchFigures } from './server-proc.js'
-import { sleep, type LatencySummary } from './stats.js'
+import { nowUs, sleep, type LatencySummary } from './stats.js'
 
 const MiB = 1048576
 
@@ -54,6 +54,8 @@ export interface StormRow {
   /** `missed` summed over every poll response the stayers got in the window; leave notices they received. */
   missed: number
   leaves: number
+  /** From the moment the sessions were due to the last leave notice a stayer received, s (null: none). */
+  leavesDoneS: number | null
   postP99Ms: number | null
   redisCpuMs: number | null
   redisLongestMs: number | null
@@ -65,8 +67,10 @@ export interface StormRow {
  * `storm` (HTTP from the load process, 50 at a time, then forgotten: they never make another
  * request), and then `stormStayers` more (the load process's clients); the stayers poll, read
  * their join notices and hold. Then the clock runs again: `sessionTtl` later every session of the
- * first group expires at once. The stayers keep polling through the storm; one of them posts
- * `stormMessages` real messages to the room, one every 500 ms from 500 ms before the expiry.
+ * first group expires at once, as when a big room's clients all go away together. The stayers
+ * keep polling through the storm; one of them posts `stormMessages` real messages to the room, one
+ * every 500 ms from 500 ms before the expiry. The registration gives up (no storm) when it cannot
+ * be done within `stormSetupS`.
  */
 export async function storm (kind: ServerKind): Promise<StormRow> {
   const { stormSessions: D, stormStayers: S, stormTtl: ttl, stormMessages: K, stormSetupS } = cfg
@@ -79,7 +83,7 @@ export async function storm (kind: ServerKind): Promise<StormRow> {
     const reg = await p.load.call<{ registered: number, failures: number, ms: number, overBudget: boolean }>('register', {
       port: p.port, count: D, rooms: [room], concurrency: 50, budgetMs: stormSetupS * 1000
     }, stormSetupS * 1000 + 120_000)
-    log(`  ${reg.registered} storm sessions registered in ${f(reg.ms / 1000)} s${reg.failures > 0 ? ` (${reg.failures} failed)` : ''}${reg.overBudget ? ` (budget of ${stormSetupS} s spent: no storm)` : ''}`)
+    log(`  ${reg.registered} storm sessions registered in ${f(reg.ms / 1000)} s${reg.failures > 0 ? ` (${reg.failures} failed)` : ''}${reg.overBudget ? ` (given up: the rest would not fit in the budget of ${stormSetupS} s; no storm)` : ''}`)
     const row: StormRow = {
       server: kind,
       sessions: D,
@@ -105,6 +109,7 @@ export async function storm (kind: ServerKind): Promise<StormRow> {
       fewest: 0,
       missed: 0,
       leaves: 0,
+      leavesDoneS: null,
       postP99Ms: null,
       redisCpuMs: null,
       redisLongestMs: null,
@@ -137,16 +142,24 @@ export async function storm (kind: ServerKind): Promise<StormRow> {
     await p.srv.call('loopStart')
     await p.srv.call('clock', { freeze: false })
     const released = performance.now()
+    const dueUs = nowUs() + ttl * 1000
     const watch = p.srv.call<WatchFigures>('watchSessions', { from: row.sessionsBefore, target: row.sessionsBefore - D, timeoutMs: ttl + 120_000 }, ttl + 180_000)
     await sleep(Math.max(0, ttl - 500 - (performance.now() - released)))
     const post = p.load.call<{ sent: number, accepted: number, post: LatencySummary }>('publish', { count: K, rate: 2, s: -2, room, from: 0 }, 300_000)
     const w = await watch
     const posted = await post
     const rep = await p.load.call<LoadReport>('waitFor', { expected: S * K, timeoutMs: 60_000 }, 90_000)
-    // The polls that follow the storm report what it made the stayers miss.
-    await sleep(1000)
+    // The storm is over when no leave notice has come for 3 s (a store that publishes them one by
+    // one may still be at it when the real messages are in), at most 180 s after the expiry; the
+    // polls that follow report what it made the stayers miss.
+    let counters = await p.load.call<LoadReport>('counters')
+    for (let quiet = 0; quiet < 3000 && nowUs() < dueUs + 180e6; quiet += 500) {
+      await sleep(500)
+      const now = await p.load.call<LoadReport>('counters')
+      if (now.leaves !== counters.leaves) quiet = -500
+      counters = now
+    }
     row.loop = await p.srv.call<LoopFigures>('loopStop')
-    const counters = await p.load.call<LoadReport>('counters')
     const done = await p.load.call<{ complete: number, fewest: number }>('complete', { s: -2, count: K })
     const redis1 = await redisNow(kind)
     if (redis0 !== null && redis1 !== null) row.redisCpuMs = redisDelta(redis0, redis1).cpuMs
@@ -165,10 +178,11 @@ export async function storm (kind: ServerKind): Promise<StormRow> {
     row.fewest = done.fewest
     row.missed = counters.missed
     row.leaves = counters.leaves
+    row.leavesDoneS = counters.lastLeaveUs === 0 ? null : (counters.lastLeaveUs - dueUs) / 1e6
     row.postP99Ms = posted.accepted > 0 ? posted.post.p99Ms : null
     row.errors = { ...counters.errors }
     if (posted.accepted < posted.sent) row.errors['real message refused'] = posted.sent - posted.accepted
-    log(`  longest block ${f(row.loop.maxDelayMs)} ms (timer ${f(row.loop.timerLateMs)} ms late), gone ${row.allGoneS === null ? `no (${w.last} left)` : `${f(row.allGoneS, 2)} s`} after due, ` +
+    log(`  longest block ${f(row.loop.maxDelayMs)} ms (timer ${f(row.loop.timerLateMs)} ms late), gone ${row.allGoneS === null ? `no (${w.last} left)` : `${f(row.allGoneS, 2)} s`} after due, last leave ${f(row.leavesDoneS, 2)} s after due, ` +
       `heap ${f(row.heapBeforeMiB)} → ${f(row.heapAfterMiB)} MiB, real messages ${rep.delivered}/${S * K} (${done.complete}/${S} stayers complete), missed ${row.missed}, leaves ${row.leaves}` +
       (row.redisCpuMs === null ? '' : `, Redis CPU ${f(row.redisCpuMs)} ms, longest command ${f(row.redisLongestMs)} ms`) + ` ${errText(row.errors)}`)
     return row
