@@ -3,7 +3,7 @@
  * servers it knows, and the Redis it finds. Read once, when bench/run.ts starts.
  *
  * Knobs (environment):
- *   BENCH_QUICK=1            small N and short runs (a smoke run in about a minute)
+ *   BENCH_QUICK=1            small N and short runs, one fan-out round (a smoke run of about five minutes)
  *   BENCH_SERVERS=a,b        floor, socketio, plugin-memory, plugin-redis (default: all; Redis when reachable)
  *   BENCH_SCENARIOS=a,b      fanout, burst, idle, chat, storm, slow, redis-cost (default: all)
  *   BENCH_FANOUT_N=1000,5000 BENCH_FANOUT_MESSAGES=200,8 BENCH_FANOUT_RATE=10,1 BENCH_FANOUT_ROUNDS=3,1 (per N)
@@ -111,7 +111,7 @@ export const cfg = {
    * enough that a member that stays outlives the longest block the storm causes (with 3 s, the
    * current code's 7 s block made every member expire too).
    */
-  stormTtl: num(env.BENCH_STORM_TTL, 30_000),
+  stormTtl: num(env.BENCH_STORM_TTL, QUICK ? 10_000 : 30_000),
   stormMessages: num(env.BENCH_STORM_MESSAGES, 5),
   stormSetupS: num(env.BENCH_STORM_SETUP_S, QUICK ? 60 : 240),
   /** Slow readers: sessions, big messages queued for each, their size (bytes of data), polls per session (each on its own connection), seconds watched. */

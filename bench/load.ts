@@ -195,7 +195,7 @@ async function lpRegister (c: Client, agent = postAgent): Promise<void> {
   c.cursor = r.cursor
 }
 
-/* The publisher: a session (or socket) of its own that sends, on one connection -------------------- */
+/* The publisher: a session (or socket) of its own that sends, on connections of its own ----------- */
 
 let publisher: Client | undefined
 
@@ -351,7 +351,7 @@ serve({
     const ms = performance.now() - started
     return { registered, failures, ms, overBudget: registered + failures < args.count }
   },
-  /** Registers (or connects) the publisher: a session of its own, not one of the clients, on one connection. */
+  /** Registers (or connects) the publisher: a session of its own, not one of the clients, on connections of its own. */
   async publisher () {
     publisher = { idx: -1, rooms: [], last: new Map(), seen: new Map(), got: new Map() }
     if (kind === 'lp') await lpRegister(publisher, pubAgent)

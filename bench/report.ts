@@ -279,6 +279,10 @@ function stressTargets ({ storm, slow, redisCost }: StressRows): Target[] {
     out.push({ name: `${what}: connections still open after ${f(last.t)} s`, figure: `${last.connections} of ${r.sessions * r.polls}`, limit: '0', pass: last.connections === 0 })
     const grown = last.heapMiB + last.externalMiB - r.base.heapMiB - r.base.externalMiB
     out.push({ name: `${what}: heap + external after ${f(last.t)} s over the baseline`, figure: `${f(grown)} MiB`, limit: '≤ 10 MiB', pass: grown <= 10 })
+    if (last.kernelSendMiB !== null) {
+      // A connection closed with its answer unsent keeps it in the kernel until the kernel gives up on it.
+      out.push({ name: `${what}: kernel send queues of the server's sockets after ${f(last.t)} s`, figure: `${f(last.kernelSendMiB)} MiB`, limit: '≤ 1 MiB', pass: last.kernelSendMiB <= 1 })
+    }
   }
   if (redisCost.length > 0) {
     const sorted = [...redisCost].sort((a, b) => a.sessions - b.sessions)

@@ -143,7 +143,7 @@ export async function storm (kind: ServerKind): Promise<StormRow> {
     await p.srv.call('clock', { freeze: false })
     const released = performance.now()
     const dueUs = nowUs() + ttl * 1000
-    const watch = p.srv.call<WatchFigures>('watchSessions', { from: row.sessionsBefore, target: row.sessionsBefore - D, timeoutMs: ttl + 120_000 }, ttl + 180_000)
+    const watch = p.srv.call<WatchFigures>('watchSessions', { from: row.sessionsBefore, target: row.sessionsBefore - reg.registered, timeoutMs: ttl + 120_000 }, ttl + 180_000)
     await sleep(Math.max(0, ttl - 500 - (performance.now() - released)))
     const post = p.load.call<{ sent: number, accepted: number, post: LatencySummary }>('publish', { count: K, rate: 2, s: -2, room, from: 0 }, 300_000)
     const w = await watch
