@@ -3,25 +3,32 @@
  * servers it knows, and the Redis it finds. Read once, when bench/run.ts starts.
  *
  * Knobs (environment):
- *   BENCH_QUICK=1            small N and short runs (a smoke run in about a minute)
+ *   BENCH_QUICK=1            small N and short runs, one fan-out round (a smoke run of about five minutes)
  *   BENCH_SERVERS=a,b        floor, socketio, plugin-memory, plugin-redis (default: all; Redis when reachable)
- *   BENCH_SCENARIOS=a,b      fanout, burst, idle, chat (default: all)
- *   BENCH_FANOUT_N=1000,5000 BENCH_FANOUT_MESSAGES=200,8 BENCH_FANOUT_RATE=10,1 (per N)
+ *   BENCH_SCENARIOS=a,b      fanout, burst, idle, chat, storm, slow, redis-cost (default: all)
+ *   BENCH_FANOUT_N=1000,5000 BENCH_FANOUT_MESSAGES=200,8 BENCH_FANOUT_RATE=10,1 BENCH_FANOUT_ROUNDS=3,1 (per N)
+ *   BENCH_FANOUT_PUBLISHER=client|server  who sends the fan-out's messages: a publisher session of the
+ *                            load process through POST /messages (default), or the server's own broadcast API
  *   BENCH_BURST_CLIENTS=1000 BENCH_BURST_RATES=20,100 BENCH_BURST_SECONDS=5,10 (seconds per rate)
  *   BENCH_IDLE_N=10000 BENCH_IDLE_N_SOCKETIO=2000
  *   BENCH_CHAT_ROOMS=50 BENCH_CHAT_MEMBERS=10 BENCH_CHAT_SENDERS=2 BENCH_CHAT_SECONDS=8
+ *   BENCH_STORM_SESSIONS=20000 BENCH_STORM_STAYERS=2000 BENCH_STORM_TTL=30000 (ms) BENCH_STORM_MESSAGES=5
+ *   BENCH_STORM_SETUP_S=240  (registration budget of the expiry storm; over it, or bound to be, no storm is run)
+ *   BENCH_SLOW_N=200 BENCH_SLOW_MESSAGES=60 BENCH_SLOW_BYTES=16000 BENCH_SLOW_POLLS=1 BENCH_SLOW_SECONDS=30
+ *   BENCH_RCOST_N=1000,20000 BENCH_RCOST_BROADCASTS=50   (Redis CPU per broadcast, per count of idle sessions)
  *   BENCH_PIN=0|1            server process on one CPU, load process on another, with taskset (default: on
  *                            when taskset exists and this process may run on 2 or more CPUs)
  *   BENCH_PIN_CPUS=0,1       the CPUs for the server and the load process (default: the first two allowed)
  *   BENCH_PROFILE=1          CPU-profile the measured window of the plugin and floor servers into
  *                            bench/results/profiles/ (figures of a profiled run are not comparable)
- *   REDIS_URL                Redis for the plugin-redis server (default redis://127.0.0.1:6379/0 when it answers)
+ *   BENCH_REDIS=private|url  private: a redis-server started for the run on a free port (default where
+ *                            redis-server exists); url: REDIS_URL (default redis://127.0.0.1:6379/0 when it answers)
  */
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
-import { Redis } from 'ioredis'
+import { hasRedisServer } from './redis.js'
 import type { ServerKind } from './server-proc.js'
 
 const env = process.env
@@ -82,6 +89,9 @@ export const cfg = {
    */
   fanoutMessages: nums(env.BENCH_FANOUT_MESSAGES, QUICK ? [4] : [200, 8]),
   fanoutRate: nums(env.BENCH_FANOUT_RATE, QUICK ? [1] : [10, 1]),
+  /** Rounds per N, interleaved across the servers (floor, socketio, plugin-memory, plugin-redis, floor, ...); the report takes the median. */
+  fanoutRounds: nums(env.BENCH_FANOUT_ROUNDS, QUICK ? [1] : [3, 1]),
+  fanoutPublisher: (env.BENCH_FANOUT_PUBLISHER === 'server' ? 'server' : 'client') as 'client' | 'server',
   burstClients: num(env.BENCH_BURST_CLIENTS, QUICK ? 200 : 1000),
   burstRates: nums(env.BENCH_BURST_RATES, QUICK ? [100] : [20, 100]),
   /** Seconds of each burst run, one per rate (a single value applies to every rate). */
@@ -93,6 +103,27 @@ export const cfg = {
   chatMembers: num(env.BENCH_CHAT_MEMBERS, 10),
   chatSenders: num(env.BENCH_CHAT_SENDERS, 2),
   chatSeconds: num(env.BENCH_CHAT_SECONDS, QUICK ? 3 : 8),
+  /** Expiry storm: sessions of one room that expire together, and members of it that stay. */
+  stormSessions: num(env.BENCH_STORM_SESSIONS, QUICK ? 2000 : 20_000),
+  stormStayers: num(env.BENCH_STORM_STAYERS, QUICK ? 200 : 2000),
+  /**
+   * `sessionTtl` of the storm's server. Short, so that the storm comes soon after the setup; long
+   * enough that a member that stays outlives the longest block the storm causes (with 3 s, the
+   * current code's 7 s block made every member expire too).
+   */
+  stormTtl: num(env.BENCH_STORM_TTL, QUICK ? 10_000 : 30_000),
+  stormMessages: num(env.BENCH_STORM_MESSAGES, 5),
+  stormSetupS: num(env.BENCH_STORM_SETUP_S, QUICK ? 60 : 240),
+  /** Slow readers: sessions, big messages queued for each, their size (bytes of data), polls per session (each on its own connection), seconds watched. */
+  slowN: num(env.BENCH_SLOW_N, QUICK ? 50 : 200),
+  slowMessages: num(env.BENCH_SLOW_MESSAGES, 60),
+  slowBytes: num(env.BENCH_SLOW_BYTES, 16_000),
+  slowPolls: num(env.BENCH_SLOW_POLLS, 1),
+  slowSeconds: num(env.BENCH_SLOW_SECONDS, QUICK ? 15 : 30),
+  /** Redis broadcast cost: idle sessions registered (one run per count), broadcasts measured. */
+  rcostN: nums(env.BENCH_RCOST_N, QUICK ? [1000, 5000] : [1000, 20_000]),
+  rcostBroadcasts: num(env.BENCH_RCOST_BROADCASTS, QUICK ? 20 : 50),
+  redisMode: (env.BENCH_REDIS === 'url' || (env.BENCH_REDIS !== 'private' && !hasRedisServer()) ? 'url' : 'private') as 'private' | 'url',
   pollTimeout: 25_000,
   profile: env.BENCH_PROFILE === '1',
   pin: pinning()
@@ -107,7 +138,7 @@ export const WARM = 100 // sessions registered before the idle baseline, so that
 export const RESULTS = join(__dirname, 'results')
 
 export const ALL_SERVERS: ServerKind[] = ['floor', 'socketio', 'plugin-memory', 'plugin-redis']
-export const ALL_SCENARIOS = ['fanout', 'burst', 'idle', 'chat']
+export const ALL_SCENARIOS = ['fanout', 'burst', 'idle', 'chat', 'storm', 'slow', 'redis-cost']
 
 /** The servers asked for (BENCH_SERVERS), in the order given; throws on an unknown name. */
 export function requestedServers (): ServerKind[] {
@@ -116,22 +147,9 @@ export function requestedServers (): ServerKind[] {
   return servers
 }
 
+/** The scenarios asked for (BENCH_SCENARIOS); throws on an unknown name. */
 export function requestedScenarios (): string[] {
-  return list(env.BENCH_SCENARIOS, ALL_SCENARIOS)
-}
-
-/** REDIS_URL (or the local default) if a Redis answers there within a second, else undefined. */
-export async function findRedis (): Promise<string | undefined> {
-  const url = env.REDIS_URL ?? 'redis://127.0.0.1:6379/0'
-  const probe = new Redis(url, { lazyConnect: true, connectTimeout: 1000, maxRetriesPerRequest: 0, retryStrategy: () => null })
-  probe.on('error', () => {})
-  try {
-    await probe.connect()
-    await probe.ping()
-    return url
-  } catch {
-    return undefined
-  } finally {
-    probe.disconnect()
-  }
+  const scenarios = list(env.BENCH_SCENARIOS, ALL_SCENARIOS)
+  for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s} (known: ${ALL_SCENARIOS.join(', ')})`)
+  return scenarios
 }

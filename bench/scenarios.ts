@@ -1,15 +1,17 @@
 /**
- * The scenarios of `npm run bench`: fan-out and burst (held polls, server-side broadcasts at a
- * steady rate), idle (heap per session and per held poll) and chat (rooms, senders in a closed
- * loop). Each runs against a fresh server process and a fresh load process (bench/ipc.ts) and
- * returns one row of the report.
+ * The scenarios of `npm run bench` that measure delivery: fan-out (held polls, messages from a
+ * publisher client at a steady rate), burst (server-side broadcasts at a steady rate), idle (heap
+ * per session and per held poll) and chat (rooms, senders in a closed loop). Each runs against a
+ * fresh server process and a fresh load process (bench/ipc.ts) and returns one row of the report.
+ * The scenarios of the server at its limits (expiry storm, slow readers, Redis broadcast cost) are
+ * in bench/scenarios-stress.ts.
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Redis } from 'ioredis'
 import { cfg, RESULTS, WARM, WARM_MESSAGES } from './config.js'
 import { Peer } from './ipc.js'
 import type { LoadReport } from './load.js'
+import { redisDelta, redisSnapshot, type BenchRedis, type RedisSnapshot } from './redis.js'
 import { errText, f, log } from './report.js'
 import type { BroadcastReport, HeapFigures, ServerKind, Usage } from './server-proc.js'
 import { sleep, type LatencySummary } from './stats.js'
@@ -19,6 +21,10 @@ import { sleep, type LatencySummary } from './stats.js'
 export interface DeliveryRow {
   scenario: 'fanout' | 'burst'
   server: ServerKind
+  /** Round of this setting (1, 2, ...): rounds are interleaved across the servers. */
+  round: number
+  /** Who sent the messages: a publisher session of the load process (POST /messages), or the server's broadcast API. */
+  publisher: 'client' | 'server'
   clients: number
   rate: number
   messages: number
@@ -30,6 +36,11 @@ export interface DeliveryRow {
   cpuMs: number
   cpuPer1k: number
   redisCpuPer1k: number | null
+  /** Commands the store sent to Redis per delivered message and per poll response (the Redis store), from the client. */
+  redisCommandsPerDelivery: number | null
+  redisCommandsPerResponse: number | null
+  /** Script calls (EVALSHA / EVAL) Redis ran per delivered message, from INFO commandstats. */
+  redisScriptsPerDelivery: number | null
   peakRssMiB: number
   msgsPerResponse: number
   /** Server CPU per poll response (empty ones included), µs. */
@@ -89,24 +100,26 @@ export interface ChatRow {
 
 /* Helpers -------------------------------------------------------------------------------------------- */
 
-let redisUrl: string | undefined
-let redisInfo: Redis | undefined
+let redis: BenchRedis | undefined
 
-/** The Redis the plugin-redis server uses, and a client to read its CPU time from (when plugin-redis runs). */
-export function useRedis (url: string | undefined, info: Redis | undefined): void {
-  redisUrl = url
-  redisInfo = info
+/** The Redis the plugin-redis server uses (when plugin-redis runs). */
+export function useRedis (r: BenchRedis | undefined): void {
+  redis = r
 }
 
-/** CPU seconds Redis has used (user + system), from INFO: to charge the Redis store its share. */
-async function redisCpuMs (): Promise<number> {
-  if (redisInfo === undefined) return 0
-  const info = await redisInfo.info('cpu')
-  const get = (k: string): number => Number(new RegExp(`^${k}:([\\d.]+)`, 'm').exec(info)?.[1] ?? 0)
-  return (get('used_cpu_user') + get('used_cpu_sys')) * 1000
+export function benchRedis (): BenchRedis | undefined {
+  return redis
 }
 
-interface Pair { srv: Peer, load: Peer, port: number, kind: ServerKind }
+/** Redis's CPU time and command counts now (to charge the Redis store its share), or null without Redis. */
+export async function redisNow (kind: ServerKind): Promise<RedisSnapshot | null> {
+  return kind === 'plugin-redis' && redis !== undefined ? await redisSnapshot(redis.info) : null
+}
+
+export interface Pair { srv: Peer, load: Peer, port: number, kind: ServerKind }
+
+/** Plugin and RedisStore options a scenario adds to the benchmark's (bench/plugin-server.ts). */
+export interface StartOptions { options?: Record<string, unknown>, storeOptions?: Record<string, unknown> }
 
 /** The CPUs a process may run on, as the kernel has it (to show that pinning took). */
 function affinity (pid: number | undefined): string {
@@ -117,12 +130,12 @@ function affinity (pid: number | undefined): string {
   }
 }
 
-async function withServer<T> (kind: ServerKind, label: string, fn: (p: Pair) => Promise<T>): Promise<T> {
+export async function withServer<T> (kind: ServerKind, label: string, fn: (p: Pair) => Promise<T>, start: StartOptions = {}): Promise<T> {
   const t0 = Date.now()
   const srv = new Peer('server-proc.ts', [kind], `server ${kind}`, { cpu: cfg.pin.server ?? undefined })
   const load = new Peer('load.ts', [], 'load', { cpu: cfg.pin.load ?? undefined })
   try {
-    const { port } = await srv.call<{ port: number }>('start', { kind, pollTimeout: cfg.pollTimeout, redisUrl })
+    const { port } = await srv.call<{ port: number }>('start', { kind, pollTimeout: cfg.pollTimeout, redisUrl: redis?.url, ...start })
     const pinned = cfg.pin.server === null ? '' : `, CPUs: server ${affinity(srv.child.pid)}, load ${affinity(load.child.pid)}`
     log(`${label}: ${kind} on port ${port} (started in ${Date.now() - t0} ms${pinned})`)
     return await fn({ srv, load, port, kind })
@@ -134,7 +147,7 @@ async function withServer<T> (kind: ServerKind, label: string, fn: (p: Pair) => 
   }
 }
 
-async function waitHeld (srv: Peer, n: number, timeoutMs: number): Promise<number> {
+export async function waitHeld (srv: Peer, n: number, timeoutMs: number): Promise<number> {
   const deadline = Date.now() + timeoutMs
   let held = 0
   while (Date.now() < deadline) {
@@ -145,7 +158,7 @@ async function waitHeld (srv: Peer, n: number, timeoutMs: number): Promise<numbe
   return held
 }
 
-const loadKind = (kind: ServerKind): 'lp' | 'socketio' => kind === 'socketio' ? 'socketio' : 'lp'
+export const loadKind = (kind: ServerKind): 'lp' | 'socketio' => kind === 'socketio' ? 'socketio' : 'lp'
 
 async function profileStart (p: Pair): Promise<void> {
   if (cfg.profile && p.kind !== 'socketio') await p.srv.call('profileStart')
@@ -161,33 +174,50 @@ async function profileStop (p: Pair, name: string): Promise<void> {
 
 /* Scenarios ------------------------------------------------------------------------------------------ */
 
-/** Fan-out and burst: `clients` held polls, `messages` broadcast by the server at `rate` per second. */
-export async function delivery (scenario: 'fanout' | 'burst', kind: ServerKind, clients: number, messages: number, rate: number): Promise<DeliveryRow> {
-  return await withServer(kind, `${scenario} N=${clients} ${rate}/s`, async (p) => {
+/**
+ * Fan-out and burst: `clients` held polls, `messages` sent at `rate` per second. Fan-out's messages
+ * come from a publisher session of the load process through `POST /messages` (to everyone; the
+ * publisher does not poll), unless BENCH_FANOUT_PUBLISHER=server; burst's from the server's own
+ * broadcast API.
+ */
+export async function delivery (scenario: 'fanout' | 'burst', kind: ServerKind, clients: number, messages: number, rate: number, round = 1): Promise<DeliveryRow> {
+  const publisher = scenario === 'fanout' ? cfg.fanoutPublisher : 'server'
+  return await withServer(kind, `${scenario} N=${clients} ${rate}/s${round > 1 ? ` round ${round}` : ''}`, async (p) => {
     const setup = await p.load.call<{ failures: number, ms: number }>('setup', {
       kind: loadKind(kind), port: p.port, rooms: Array.from({ length: clients }, () => []), concurrency: 100
     }, 180_000)
+    if (publisher === 'client') await p.load.call('publisher')
     await p.load.call('poll')
     const held = await waitHeld(p.srv, clients, 60_000)
     log(`  ${clients} clients set up in ${Math.round(setup.ms)} ms (${setup.failures} failed), ${held} polls held`)
+    const send = async (count: number, sendRate: number, first: number, timeoutMs: number): Promise<{ errors: number, maxLagMs: number }> => {
+      if (publisher === 'server') return await p.srv.call<BroadcastReport>('broadcast', { count, rate: sendRate, first }, timeoutMs)
+      const r = await p.load.call<{ sent: number, accepted: number, maxLagMs: number }>('publish', { count, rate: sendRate, first, s: -1 }, timeoutMs)
+      return { errors: r.sent - r.accepted, maxLagMs: r.maxLagMs }
+    }
     // Warm-up: the same path a few times before the measured window, so that it runs optimized.
     await p.load.call('reset')
-    await p.srv.call('broadcast', { count: WARM_MESSAGES, rate: 10, first: 0 })
+    await send(WARM_MESSAGES, 10, 0, 60_000)
     await p.load.call('waitFor', { expected: clients * WARM_MESSAGES, timeoutMs: 30_000 }, 60_000)
     await waitHeld(p.srv, clients, 30_000)
     await sleep(300)
-    const redis0 = await redisCpuMs()
+    const redis0 = await redisNow(kind)
     await p.load.call('reset')
     await p.srv.call('mark')
     await profileStart(p)
-    const bc = await p.srv.call<BroadcastReport>('broadcast', { count: messages, rate, first: WARM_MESSAGES }, (messages / rate) * 1000 + 60_000)
+    const bc = await send(messages, rate, WARM_MESSAGES, (messages / rate) * 1000 + 60_000)
     const rep = await p.load.call<LoadReport>('waitFor', { expected: clients * messages, timeoutMs: 60_000 }, 90_000)
     const usage = await p.srv.call<Usage>('usage')
-    await profileStop(p, `${scenario}-${kind}-${clients}-${rate}`)
-    const redisMs = kind === 'plugin-redis' ? (await redisCpuMs()) - redis0 : null
+    await profileStop(p, `${scenario}-${kind}-${clients}-${rate}${round > 1 ? `-r${round}` : ''}`)
+    const redis1 = await redisNow(kind)
+    const rd = redis0 !== null && redis1 !== null ? redisDelta(redis0, redis1) : null
+    const delivered = Math.max(rep.delivered, 1)
+    const responses = Math.max(rep.responsesWithMessages + rep.emptyResponses, 1)
     const row: DeliveryRow = {
       scenario,
       server: kind,
+      round,
+      publisher,
       clients,
       rate,
       messages,
@@ -198,11 +228,14 @@ export async function delivery (scenario: 'fanout' | 'burst', kind: ServerKind, 
       latency: rep.latency,
       cpuMs: usage.cpuMs,
       cpuPer1k: rep.delivered > 0 ? usage.cpuMs / rep.delivered * 1000 : NaN,
-      redisCpuPer1k: redisMs === null ? null : redisMs / Math.max(rep.delivered, 1) * 1000,
+      redisCpuPer1k: rd === null ? null : rd.cpuMs / delivered * 1000,
+      redisCommandsPerDelivery: usage.redisCommands === null ? null : usage.redisCommands / delivered,
+      redisCommandsPerResponse: usage.redisCommands === null ? null : usage.redisCommands / responses,
+      redisScriptsPerDelivery: rd === null ? null : rd.scriptCalls / delivered,
       peakRssMiB: usage.maxRssMiB,
       msgsPerResponse: rep.responsesWithMessages > 0 ? rep.messagesInThem / rep.responsesWithMessages : 0,
-      cpuPerResponseUs: usage.cpuMs * 1000 / Math.max(rep.responsesWithMessages + rep.emptyResponses, 1),
-      requestsPerDelivery: usage.requests / Math.max(rep.delivered, 1),
+      cpuPerResponseUs: usage.cpuMs * 1000 / responses,
+      requestsPerDelivery: usage.requests / delivered,
       serverCpuPct: usage.cpuMs / rep.wallMs * 100,
       loadCpuPct: rep.loadCpuMs / rep.wallMs * 100,
       errors: rep.errors,
@@ -211,7 +244,9 @@ export async function delivery (scenario: 'fanout' | 'burst', kind: ServerKind, 
       timedOut: rep.timedOut
     }
     log(`  delivered ${row.delivered}/${row.expected}, p50 ${f(row.latency.p50Ms)} p99 ${f(row.latency.p99Ms)} max ${f(row.latency.maxMs)} ms, ` +
-      `cpu ${f(row.cpuPer1k)} ms/1k, ${f(row.msgsPerResponse)} msg/resp, ${f(row.requestsPerDelivery, 3)} req/delivery, cpu% srv ${f(row.serverCpuPct, 0)} load ${f(row.loadCpuPct, 0)}, rss ${f(row.peakRssMiB)} MiB ${errText(row.errors)}`)
+      `cpu ${f(row.cpuPer1k)} ms/1k, ${f(row.msgsPerResponse)} msg/resp, ${f(row.requestsPerDelivery, 3)} req/delivery, cpu% srv ${f(row.serverCpuPct, 0)} load ${f(row.loadCpuPct, 0)}, rss ${f(row.peakRssMiB)} MiB` +
+      (row.redisCommandsPerDelivery === null ? '' : `, Redis ${f(row.redisCpuPer1k)} ms/1k, ${f(row.redisCommandsPerDelivery, 2)} commands and ${f(row.redisScriptsPerDelivery, 2)} scripts per delivery`) +
+      ` ${errText(row.errors)}${bc.errors > 0 ? ` send errors ${bc.errors}` : ''}`)
     return row
   })
 }
@@ -283,7 +318,7 @@ export async function chat (kind: ServerKind): Promise<ChatRow> {
     await p.load.call('poll')
     await waitHeld(p.srv, roomsOf.length, 60_000)
     await sleep(300)
-    const redis0 = await redisCpuMs()
+    const redis0 = await redisNow(kind)
     await p.load.call('reset')
     await p.srv.call('mark')
     await profileStart(p)
@@ -293,7 +328,8 @@ export async function chat (kind: ServerKind): Promise<ChatRow> {
     const rep = await p.load.call<LoadReport>('waitFor', { expected: res.expected, timeoutMs: 30_000 }, 60_000)
     const usage = await p.srv.call<Usage>('usage')
     await profileStop(p, `chat-${kind}`)
-    const redisMs = kind === 'plugin-redis' ? (await redisCpuMs()) - redis0 : null
+    const redis1 = await redisNow(kind)
+    const redisMs = redis0 !== null && redis1 !== null ? redis1.cpuMs - redis0.cpuMs : null
     const row: ChatRow = {
       server: kind,
       rooms,

@@ -1,14 +1,16 @@
 /**
  * The server process of one benchmark run: `tsx bench/server-proc.ts` forked by bench/run.ts.
  * It starts one server (floor, socket.io, or the plugin with a store), runs the server-side
- * broadcast trigger, and reports its own cost (CPU time since a mark, peak RSS, heap after GC)
- * over IPC.
+ * broadcast trigger, and reports its own cost (CPU time since a mark, peak RSS, heap after GC,
+ * open connections, the longest event-loop block, commands sent to Redis) over IPC.
  */
 import { writeFileSync } from 'node:fs'
 import type { Server } from 'node:http'
 import { Session } from 'node:inspector'
+import type { Socket } from 'node:net'
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks'
 import { serve } from './ipc.js'
-import { nowUs, sleep } from './stats.js'
+import { Histogram, nowUs, sleep, type LatencySummary } from './stats.js'
 
 export type ServerKind = 'floor' | 'socketio' | 'plugin-memory' | 'plugin-redis'
 
@@ -22,6 +24,8 @@ export interface BenchServer {
   held: () => number | Promise<number>
   /** Live sessions (or connected clients). */
   sessions: () => number | Promise<number>
+  /** Commands sent to Redis so far (the Redis store only). */
+  redisCommands?: () => number
   close: () => Promise<void>
 }
 
@@ -34,6 +38,31 @@ export interface Usage {
   rssMiB: number
   /** HTTP requests received since the mark. */
   requests: number
+  /** Commands sent to Redis since the mark (the Redis store), else null. */
+  redisCommands: number | null
+}
+
+export interface MemoryFigures {
+  heapUsed: number
+  external: number
+  arrayBuffers: number
+  rss: number
+}
+
+export interface LoopFigures {
+  /** Longest event-loop delay seen by perf_hooks.monitorEventLoopDelay (10 ms resolution), ms. */
+  maxDelayMs: number
+  p99DelayMs: number
+  /** Worst lateness of a 10 ms interval timer, ms. */
+  timerLateMs: number
+  windowMs: number
+}
+
+export interface WatchFigures {
+  /** ms from the start of the watch to the first sample below `from`, and to the first at or below `target` (null: not within the time). */
+  firstDropMs: number | null
+  goneMs: number | null
+  last: number
 }
 
 export interface HeapFigures {
@@ -53,7 +82,23 @@ let bench: BenchServer | undefined
 let mark = process.cpuUsage()
 let requests = 0
 let requestsAtMark = 0
+let redisAtMark = 0
 let inspector: Session | undefined
+const sockets = new Set<Socket>()
+let loop: { hist: IntervalHistogram, timer: NodeJS.Timeout, worst: number, started: number } | undefined
+
+/*
+ * The wall clock as the server sees it (Date.now, which the plugin passes to its store as `now`).
+ * `clock({ freeze: true })` stops it, `clock({ freeze: false })` lets it run on from where it
+ * stopped: the expiry storm registers its sessions while it stands still, so that all of them were
+ * last seen at the same instant however long the registration takes, and then expire together one
+ * `sessionTtl` after it runs again. Timers (setTimeout, setInterval) are not affected. Installed by
+ * the first `clock` call only, so that no other scenario pays for the indirection.
+ */
+const realNow = Date.now.bind(Date)
+let frozenAt: number | null = null
+let behind = 0
+let clockInstalled = false
 
 function post<T> (method: string, params?: object): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -61,7 +106,8 @@ function post<T> (method: string, params?: object): Promise<T> {
   })
 }
 
-async function create (kind: ServerKind, pollTimeout: number, redisUrl: string | undefined): Promise<BenchServer> {
+async function create (kind: ServerKind, pollTimeout: number, redisUrl: string | undefined,
+  options?: Record<string, unknown>, storeOptions?: Record<string, unknown>): Promise<BenchServer> {
   if (kind === 'floor') {
     const { createFloor } = await import('./floor.js')
     const floor = createFloor({ pollTimeout })
@@ -83,7 +129,7 @@ async function create (kind: ServerKind, pollTimeout: number, redisUrl: string |
     return await createSocketIoServer({ pollTimeout })
   }
   const { createPluginServer } = await import('./plugin-server.js')
-  return await createPluginServer({ pollTimeout, redisUrl: kind === 'plugin-redis' ? redisUrl : undefined })
+  return await createPluginServer({ pollTimeout, redisUrl: kind === 'plugin-redis' ? redisUrl : undefined, options, storeOptions })
 }
 
 function gc (): void {
@@ -92,17 +138,30 @@ function gc (): void {
   for (let i = 0; i < 4; i++) g()
 }
 
+function memory (): MemoryFigures {
+  const m = process.memoryUsage()
+  return { heapUsed: m.heapUsed, external: m.external, arrayBuffers: m.arrayBuffers, rss: m.rss }
+}
+
 serve({
-  async start (args: { kind: ServerKind, pollTimeout: number, redisUrl?: string }) {
-    bench = await create(args.kind, args.pollTimeout, args.redisUrl)
+  /** `options` / `storeOptions`: plugin and RedisStore options a scenario adds (plugin servers only). */
+  async start (args: { kind: ServerKind, pollTimeout: number, redisUrl?: string, options?: Record<string, unknown>, storeOptions?: Record<string, unknown> }) {
+    bench = await create(args.kind, args.pollTimeout, args.redisUrl, args.options, args.storeOptions)
     bench.http.on('request', () => { requests++ })
+    bench.http.on('connection', (socket: Socket) => {
+      sockets.add(socket)
+      socket.once('close', () => sockets.delete(socket))
+    })
     return { port: bench.port, pid: process.pid }
   },
   async held () { return await bench!.held() },
   async sessions () { return await bench!.sessions() },
+  /** TCP connections open on the server right now. */
+  connections () { return sockets.size },
   mark () {
     mark = process.cpuUsage()
     requestsAtMark = requests
+    redisAtMark = bench?.redisCommands?.() ?? 0
     return true
   },
   usage (): Usage {
@@ -113,15 +172,92 @@ serve({
       systemMs: cpu.system / 1e3,
       maxRssMiB: process.resourceUsage().maxRSS / 1024,
       rssMiB: process.memoryUsage.rss() / 1048576,
-      requests: requests - requestsAtMark
+      requests: requests - requestsAtMark,
+      redisCommands: bench?.redisCommands === undefined ? null : bench.redisCommands() - redisAtMark
     }
   },
-  async heap (): Promise<HeapFigures> {
+  /** Memory as it is (no GC first), for samples over time. */
+  memory,
+  /** Starts watching the event loop: monitorEventLoopDelay and a 10 ms interval timer's lateness. */
+  loopStart () {
+    if (loop !== undefined) clearInterval(loop.timer)
+    const hist = monitorEventLoopDelay({ resolution: 10 })
+    hist.enable()
+    const state = { hist, timer: undefined as unknown as NodeJS.Timeout, worst: 0, started: performance.now() }
+    let last = performance.now()
+    state.timer = setInterval(() => {
+      const now = performance.now()
+      const late = now - last - 10
+      if (late > state.worst) state.worst = late
+      last = now
+    }, 10)
+    loop = state
+    return true
+  },
+  loopStop (): LoopFigures {
+    if (loop === undefined) throw new Error('loopStart first')
+    const { hist, timer, worst, started } = loop
+    clearInterval(timer)
+    hist.disable()
+    loop = undefined
+    return { maxDelayMs: hist.max / 1e6, p99DelayMs: hist.percentile(99) / 1e6, timerLateMs: worst, windowMs: performance.now() - started }
+  },
+  /** Stops the server's wall clock (`freeze: true`) or lets it run on from where it stopped. */
+  clock (args: { freeze: boolean }) {
+    if (!clockInstalled) {
+      Date.now = () => frozenAt ?? realNow() - behind
+      clockInstalled = true
+    }
+    if (args.freeze && frozenAt === null) frozenAt = Date.now()
+    if (!args.freeze && frozenAt !== null) {
+      behind = realNow() - frozenAt
+      frozenAt = null
+    }
+    return { now: Date.now(), behindMs: behind }
+  },
+  /**
+   * Samples the live session count every 50 ms until it is at or below `target` or `timeoutMs`
+   * passed: when it first fell below `from`, and when it reached `target`.
+   */
+  async watchSessions (args: { from: number, target: number, timeoutMs: number }): Promise<WatchFigures> {
+    const b = bench!
+    const start = performance.now()
+    let firstDropMs: number | null = null
+    let last = args.from
+    while (performance.now() - start < args.timeoutMs) {
+      last = await b.sessions()
+      const t = performance.now() - start
+      if (firstDropMs === null && last < args.from) firstDropMs = t
+      if (last <= args.target) return { firstDropMs, goneMs: t, last }
+      await sleep(50)
+    }
+    return { firstDropMs, goneMs: null, last }
+  },
+  /**
+   * Broadcasts `count` messages one after the other, each awaited (`{ s, n, t, pad }`, `pad`:
+   * `bytes` characters): the time each took, and how many recipients the last one had.
+   */
+  async broadcastEach (args: { count: number, bytes?: number, s?: number, first?: number }): Promise<{ took: LatencySummary, errors: number }> {
+    const b = bench!
+    const hist = new Histogram()
+    const pad = 'x'.repeat(args.bytes ?? 0)
+    let errors = 0
+    for (let n = 0; n < args.count; n++) {
+      const t0 = nowUs()
+      try {
+        await b.broadcast({ s: args.s ?? -1, n: (args.first ?? 0) + n, t: t0, ...(pad === '' ? {} : { pad }) })
+      } catch {
+        errors++
+      }
+      hist.record(nowUs() - t0)
+    }
+    return { took: hist.summary(), errors }
+  },
+  async heap (): Promise<HeapFigures & MemoryFigures> {
     gc()
     await sleep(50)
     gc()
-    const m = process.memoryUsage()
-    return { heapUsed: m.heapUsed, external: m.external, rss: m.rss }
+    return memory()
   },
   /**
    * Broadcasts `count` messages `{ s: -1, n, t }` (`n` from `first`; `t`: send time, µs on the

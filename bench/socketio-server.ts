@@ -2,7 +2,8 @@
  * socket.io restricted to its HTTP long-polling transport, doing what the benchmark asks of every
  * server: server-side broadcast to everyone (`io.emit`), rooms joined at connection (handshake
  * query `rooms=a,b`), and a client `send` event relayed to a room, sender included
- * (`io.to(room).emit`), acknowledged so that the load's senders run a closed loop.
+ * (`io.to(room).emit`), or with room null to every other client (`socket.broadcast.emit`: the
+ * fan-out's publisher), acknowledged so that the load's senders run a closed loop.
  */
 import http from 'node:http'
 import { Server } from 'socket.io'
@@ -23,7 +24,8 @@ export async function createSocketIoServer (opts: { pollTimeout: number }): Prom
     const rooms = socket.handshake.query.rooms
     if (typeof rooms === 'string' && rooms.length > 0) socket.join(rooms.split(','))
     socket.on('send', (room: unknown, data: unknown, ack: unknown) => {
-      if (typeof room === 'string' && socket.rooms.has(room)) io.to(room).emit('m', data)
+      if (room === null) socket.broadcast.emit('m', data)
+      else if (typeof room === 'string' && socket.rooms.has(room)) io.to(room).emit('m', data)
       if (typeof ack === 'function') ack(true)
     })
   })
