@@ -3,53 +3,14 @@
  * once with 503 LONGPOLL_STORE_UNAVAILABLE and retry-after, held polls are answered with it too,
  * and service resumes by itself when the store is back. The outage is simulated by a store that
  * wraps the in-memory one and rejects every call while "down" (as MailboxStore documents: any
- * rejection means the store is unavailable), announcing it with an `unavailable` event.
+ * rejection means the store is unavailable), announcing it with an `unavailable` event
+ * (test/helpers/flaky-store.ts).
  */
 import t from 'tap'
-import { MemoryStore } from '../lib/index.js'
-import type {
-  EndedSession, MailboxStore, Member, NewSession, OutgoingMessage, ReadResult, SessionInfo, StoreConfig, StoreListener, StoreStats
-} from '../types/index.js'
+import { FlakyStore } from './helpers/flaky-store.js'
 import { register, poll, pollOk, send, join, leave, members, endSession, assertError, type Reply } from './helpers/http.js'
 import { start } from './helpers/server.js'
 import { sleep, waitHeld } from './helpers/wait.js'
-
-class FlakyStore implements MailboxStore {
-  down = false
-  calls = 0
-  private listener: StoreListener | null = null
-  private readonly inner: MailboxStore = new MemoryStore()
-
-  setDown (down: boolean): void {
-    this.down = down
-    if (down) this.listener?.({ type: 'unavailable' })
-  }
-
-  private guard<T> (fn: () => Promise<T>): Promise<T> {
-    this.calls++
-    if (this.down) return Promise.reject(new Error('connection refused (simulated outage)'))
-    return fn()
-  }
-
-  init (config: StoreConfig, listener: StoreListener): Promise<void> {
-    this.listener = listener
-    return this.inner.init(config, listener)
-  }
-
-  createSession (session: NewSession, now: number): Promise<boolean> { return this.guard(() => this.inner.createSession(session, now)) }
-  authenticate (tokenHash: string, now: number): Promise<SessionInfo | null> { return this.guard(() => this.inner.authenticate(tokenHash, now)) }
-  endSession (sessionId: string): Promise<EndedSession | null> { return this.guard(() => this.inner.endSession(sessionId)) }
-  join (sessionId: string, room: string): Promise<'joined' | 'already' | 'too-many' | 'no-session'> { return this.guard(() => this.inner.join(sessionId, room)) }
-  leave (sessionId: string, room: string): Promise<boolean> { return this.guard(() => this.inner.leave(sessionId, room)) }
-  members (room?: string): Promise<Member[]> { return this.guard(() => this.inner.members(room)) }
-  publish (message: OutgoingMessage, now: number): Promise<number> { return this.guard(() => this.inner.publish(message, now)) }
-  read (sessionId: string, cursor: number | null, limit: number, now: number): Promise<ReadResult | 'bad-cursor' | null> { return this.guard(() => this.inner.read(sessionId, cursor, limit, now)) }
-  beginPoll (sessionId: string, holdMs: number, now: number): Promise<number | null> { return this.guard(() => this.inner.beginPoll(sessionId, holdMs, now)) }
-  endPoll (sessionId: string, seq: number, now: number): Promise<void> { return this.guard(() => this.inner.endPoll(sessionId, seq, now)) }
-  sweep (now: number): Promise<EndedSession[]> { return this.guard(() => this.inner.sweep(now)) }
-  stats (): Promise<StoreStats> { return this.guard(() => this.inner.stats()) }
-  close (): Promise<void> { return this.inner.close() }
-}
 
 function assertUnavailable (t: Parameters<typeof assertError>[0], res: Reply, what: string): void {
   assertError(t, res, 503, 'LONGPOLL_STORE_UNAVAILABLE', what)

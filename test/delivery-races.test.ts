@@ -1,0 +1,126 @@
+/**
+ * The delivery core (lib/delivery.ts) when the answers of store calls come late, as they do from
+ * a store over the network: publishes, newer polls and shutdown arriving between a store call and
+ * its answer, and a store that fails some calls only. The store is the in-memory one wrapped by
+ * test/helpers/flaky-store.ts, which holds back the answers of one method on cue. Real HTTP on
+ * 127.0.0.1, so that held polls, `connection: close` and `app.close()` behave as for real clients.
+ */
+import t from 'tap'
+import { FlakyStore } from './helpers/flaky-store.js'
+import { assertError, poll, pollOk, register, send } from './helpers/http.js'
+import { start } from './helpers/server.js'
+import { waitFor, waitHeld } from './helpers/wait.js'
+
+const HOLD = 10_000
+
+t.test('a message published while the store starts the hold wakes the poll at once', async (t) => {
+  const store = new FlakyStore()
+  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
+  const a = await register(s)
+  const b = await register(s)
+  store.hold('beginPoll')
+  const held = pollOk(s, a.token, { cursor: a.cursor })
+  await waitFor(() => store.waiting('beginPoll') === 1, 'beginPoll of the poll')
+  // The first read found nothing and the store has begun the hold, but its answer is not back:
+  // the wake-up must not be lost in between.
+  t.equal((await send(s, b.token, { to: a.id, data: 'in between' })).status, 202)
+  store.release('beginPoll')
+  const answer = await held
+  t.same(answer.messages.map((m) => m.data), ['in between'], 'the poll got the message')
+  t.equal(answer.missed, 0)
+})
+
+t.test('a message published while a poll reads its mailbox is answered by a second read', async (t) => {
+  const store = new FlakyStore()
+  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
+  const a = await register(s)
+  const b = await register(s)
+  store.hold('read')
+  const held = pollOk(s, a.token, { cursor: a.cursor })
+  // The read ran before the publish (its answer, empty, is held back): a wake-up during the read
+  // makes the core read again instead of holding the poll with the message in the mailbox.
+  await waitFor(() => store.waiting('read') === 1, 'the first read of the poll')
+  t.equal((await send(s, b.token, { to: a.id, data: 'during the read' })).status, 202)
+  t.equal((await send(s, b.token, { to: a.id, data: 'and another' })).status, 202)
+  store.release('read')
+  const answer = await held
+  t.same(answer.messages.map((m) => m.data), ['during the read', 'and another'], 'both, in order')
+})
+
+t.test('a held poll woken again while it reads answers with every message, once', async (t) => {
+  const store = new FlakyStore()
+  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
+  const a = await register(s)
+  const b = await register(s)
+  const held = pollOk(s, a.token, { cursor: a.cursor })
+  await waitHeld(s, 1)
+  store.hold('read')
+  t.equal((await send(s, b.token, { to: a.id, data: 1 })).status, 202)
+  await waitFor(() => store.waiting('read') === 1, 'the read the wake-up started')
+  t.equal((await send(s, b.token, { to: a.id, data: 2 })).status, 202)
+  store.release('read')
+  const answer = await held
+  t.same(answer.messages.map((m) => m.data), [1], 'answered with what the first read found')
+  const next = await pollOk(s, a.token, { cursor: answer.cursor, wait: 0 })
+  t.same(next.messages.map((m) => m.data), [2], 'the rest on the next poll: nothing lost, nothing twice')
+})
+
+t.test('a poll superseded while the store starts its hold: 409, and that hold is ended in the store', async (t) => {
+  const store = new FlakyStore()
+  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
+  const a = await register(s)
+  const b = await register(s)
+  store.hold('beginPoll')
+  const first = poll(s, a.token, { cursor: a.cursor })
+  await waitFor(() => store.waiting('beginPoll') === 1, 'beginPoll of the first poll')
+  const second = pollOk(s, a.token, { cursor: a.cursor })
+  assertError(t, await first, 409, 'LONGPOLL_POLL_SUPERSEDED', 'the first poll')
+  await waitFor(() => store.waiting('beginPoll') === 2, 'beginPoll of the second poll')
+  store.release('beginPoll')
+  await waitFor(() => store.begun.length === 2, 'both beginPoll answers')
+  const [firstSeq, secondSeq] = store.begun
+  await waitFor(() => store.ended.some((e) => e.seq === firstSeq), 'endPoll of the first hold')
+  t.same(store.ended, [{ sessionId: a.id, seq: firstSeq }], 'the first hold is ended as soon as its sequence is known')
+  t.ok((secondSeq as number) > (firstSeq as number))
+
+  await waitHeld(s, 1)
+  t.equal((await send(s, b.token, { to: a.id, data: 'to the second' })).status, 202)
+  t.same((await second).messages.map((m) => m.data), ['to the second'], 'the second poll is held and answered')
+})
+
+t.test('a poll whose authentication ends after shutdown began: 503 LONGPOLL_SHUTTING_DOWN, connection: close', async (t) => {
+  const store = new FlakyStore()
+  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
+  const a = await register(s)
+  store.hold('authenticate')
+  const late = poll(s, a.token, { cursor: a.cursor })
+  await waitFor(() => store.waiting('authenticate') === 1, 'the authentication of the poll')
+  const closed = s.close()
+  // preClose has run once the server stops listening (Fastify closes it right after the hooks).
+  await waitFor(() => !s.app.server.listening, 'the server to stop listening')
+  store.release('authenticate')
+  const res = await late
+  assertError(t, res, 503, 'LONGPOLL_SHUTTING_DOWN')
+  t.equal(res.headers['retry-after'], '1')
+  t.equal(res.headers.connection, 'close')
+  await closed
+  t.equal(store.begun.length, 0, 'no hold was started')
+})
+
+t.test('a store that fails only reads, or only beginPoll, during a poll: 503 with retry-after, then polling works', async (t) => {
+  const store = new FlakyStore()
+  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
+  const a = await register(s)
+  for (const method of ['read', 'beginPoll'] as const) {
+    store.failing.add(method)
+    const res = await poll(s, a.token, { cursor: a.cursor })
+    assertError(t, res, 503, 'LONGPOLL_STORE_UNAVAILABLE', `${method} fails`)
+    t.equal(res.headers['retry-after'], '1', `${method} fails: retry-after`)
+    t.ok(res.ms < HOLD / 2, `${method} fails: answered at once (${res.ms} ms), not at the end of the hold`)
+    store.failing.delete(method)
+  }
+  await waitHeld(s, 0)
+  const m = await s.app.longPoll.send(a.id, 'after')
+  const p = await pollOk(s, a.token, { cursor: a.cursor })
+  t.same(p.messages.map((x) => x.id), [m.id], 'the next poll gets the message')
+})
