@@ -1,7 +1,7 @@
 /**
  * The delivery core (lib/delivery.ts) when the answers of store calls come late, as they do from
  * a store over the network: publishes, newer polls and shutdown arriving between a store call and
- * its answer, and a store that fails some calls only. The store is the in-memory one wrapped by
+ * its answer; a store that fails some calls only; a newer poll taken by another instance. The store is the in-memory one wrapped by
  * test/helpers/flaky-store.ts, which holds back the answers of one method on cue. Real HTTP on
  * 127.0.0.1, so that held polls, `connection: close` and `app.close()` behave as for real clients.
  */
@@ -123,4 +123,19 @@ t.test('a store that fails only reads, or only beginPoll, during a poll: 503 wit
   const m = await s.app.longPoll.send(a.id, 'after')
   const p = await pollOk(s, a.token, { cursor: a.cursor })
   t.same(p.messages.map((x) => x.id), [m.id], 'the next poll gets the message')
+})
+
+t.test('a poll event of a newer poll of the session (another instance took it) answers the held poll with 409', async (t) => {
+  const store = new FlakyStore()
+  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
+  const a = await register(s)
+  const held = poll(s, a.token, { cursor: a.cursor })
+  await waitHeld(s, 1)
+  const seq = store.begun[0] as number
+  store.emit({ type: 'poll', sessionId: a.id, seq })
+  store.emit({ type: 'poll', sessionId: a.id, seq: seq - 1 })
+  t.equal((await s.app.longPoll.stats()).heldPolls, 1, 'its own poll event, or an older one, changes nothing')
+  store.emit({ type: 'poll', sessionId: a.id, seq: seq + 1 })
+  assertError(t, await held, 409, 'LONGPOLL_POLL_SUPERSEDED', 'the held poll')
+  t.equal((await s.app.longPoll.stats()).heldPolls, 0, 'no longer held here')
 })

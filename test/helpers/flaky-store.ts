@@ -8,7 +8,7 @@
  */
 import { MemoryStore } from '../../lib/index.js'
 import type {
-  EndedSession, MailboxStore, Member, NewSession, OutgoingMessage, ReadResult, SessionInfo, StoreConfig, StoreListener, StoreStats
+  EndedSession, MailboxStore, Member, NewSession, OutgoingMessage, ReadResult, SessionInfo, StoreConfig, StoreEvent, StoreListener, StoreStats
 } from '../../types/index.js'
 
 export type StoreMethod = Exclude<keyof MailboxStore, 'init' | 'close'>
@@ -34,6 +34,11 @@ export class FlakyStore implements MailboxStore {
   setDown (down: boolean): void {
     this.down = down
     if (down) this.listener?.({ type: 'unavailable' })
+  }
+
+  /** Hands an event to the plugin as if the store had emitted it (another instance's, say). */
+  emit (event: StoreEvent): void {
+    this.listener?.(event)
   }
 
   /** From now on, the answers of `method`'s calls wait until `release(method)`. */
