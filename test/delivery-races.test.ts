@@ -5,19 +5,23 @@
  * test/helpers/flaky-store.ts, which holds back the answers of one method on cue. Real HTTP on
  * 127.0.0.1, so that held polls, `connection: close` and `app.close()` behave as for real clients.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { FlakyStore } from './helpers/flaky-store.js'
-import { assertError, poll, pollOk, register, send } from './helpers/http.js'
-import { start } from './helpers/server.js'
+import { assertError, poll, pollOk, register, send, type Session } from './helpers/http.js'
+import { start, type TestServer } from './helpers/server.js'
 import { waitFor, waitHeld } from './helpers/wait.js'
 
 const HOLD = 10_000
 
-t.test('a message published while the store starts the hold wakes the poll at once', async (t) => {
+/** A listening server on a FlakyStore, polls held up to 10 s, and two sessions. */
+async function setup (t: Test): Promise<{ store: FlakyStore, s: TestServer, a: Session, b: Session }> {
   const store = new FlakyStore()
   const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
-  const a = await register(s)
-  const b = await register(s)
+  return { store, s, a: await register(s), b: await register(s) }
+}
+
+t.test('a message published while the store starts the hold wakes the poll at once', async (t) => {
+  const { store, s, a, b } = await setup(t)
   store.hold('beginPoll')
   const held = pollOk(s, a.token, { cursor: a.cursor })
   await waitFor(() => store.waiting('beginPoll') === 1, 'beginPoll of the poll')
@@ -31,10 +35,7 @@ t.test('a message published while the store starts the hold wakes the poll at on
 })
 
 t.test('a message published while a poll reads its mailbox is answered by a second read', async (t) => {
-  const store = new FlakyStore()
-  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
-  const a = await register(s)
-  const b = await register(s)
+  const { store, s, a, b } = await setup(t)
   store.hold('read')
   const held = pollOk(s, a.token, { cursor: a.cursor })
   // The read ran before the publish (its answer, empty, is held back): a wake-up during the read
@@ -48,10 +49,7 @@ t.test('a message published while a poll reads its mailbox is answered by a seco
 })
 
 t.test('a held poll woken again while it reads answers with every message, once', async (t) => {
-  const store = new FlakyStore()
-  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
-  const a = await register(s)
-  const b = await register(s)
+  const { store, s, a, b } = await setup(t)
   const held = pollOk(s, a.token, { cursor: a.cursor })
   await waitHeld(s, 1)
   store.hold('read')
@@ -66,10 +64,7 @@ t.test('a held poll woken again while it reads answers with every message, once'
 })
 
 t.test('a poll superseded while the store starts its hold: 409, and that hold is ended in the store', async (t) => {
-  const store = new FlakyStore()
-  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
-  const a = await register(s)
-  const b = await register(s)
+  const { store, s, a, b } = await setup(t)
   store.hold('beginPoll')
   const first = poll(s, a.token, { cursor: a.cursor })
   await waitFor(() => store.waiting('beginPoll') === 1, 'beginPoll of the first poll')
@@ -89,9 +84,7 @@ t.test('a poll superseded while the store starts its hold: 409, and that hold is
 })
 
 t.test('a poll whose authentication ends after shutdown began: 503 LONGPOLL_SHUTTING_DOWN, connection: close', async (t) => {
-  const store = new FlakyStore()
-  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
-  const a = await register(s)
+  const { store, s, a } = await setup(t)
   store.hold('authenticate')
   const late = poll(s, a.token, { cursor: a.cursor })
   await waitFor(() => store.waiting('authenticate') === 1, 'the authentication of the poll')
@@ -108,9 +101,7 @@ t.test('a poll whose authentication ends after shutdown began: 503 LONGPOLL_SHUT
 })
 
 t.test('a store that fails only reads, or only beginPoll, during a poll: 503 with retry-after, then polling works', async (t) => {
-  const store = new FlakyStore()
-  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
-  const a = await register(s)
+  const { store, s, a } = await setup(t)
   for (const method of ['read', 'beginPoll'] as const) {
     store.failing.add(method)
     const res = await poll(s, a.token, { cursor: a.cursor })
@@ -126,9 +117,7 @@ t.test('a store that fails only reads, or only beginPoll, during a poll: 503 wit
 })
 
 t.test('a poll event of a newer poll of the session (another instance took it) answers the held poll with 409', async (t) => {
-  const store = new FlakyStore()
-  const s = await start(t, { store, pollTimeout: HOLD }, { listen: true })
-  const a = await register(s)
+  const { store, s, a } = await setup(t)
   const held = poll(s, a.token, { cursor: a.cursor })
   await waitHeld(s, 1)
   const seq = store.begun[0] as number
