@@ -2,5 +2,6 @@
 
 module.exports = require('neostandard')({
   ts: true,
+  filesTs: ['**/*.mts'],
   ignores: ['dist/**', 'coverage/**', '.tap/**', 'bench/results/**', 'examples/chat/public/vendor/**', 'test-results/**']
 })

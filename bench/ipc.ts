@@ -3,7 +3,7 @@
  * drives the server process and the load process with it, and reads the server's own CPU and
  * memory figures through it, so the load generator's cost never blurs the server's.
  */
-import { fork, type ChildProcess } from 'node:child_process'
+import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { join } from 'node:path'
 
 type Handler = (args: any) => unknown
@@ -41,12 +41,18 @@ export class Peer {
   private readonly ready: Promise<void>
   private exited = false
 
-  constructor (file: string, args: string[], name: string, execArgv: string[] = []) {
+  /**
+   * Forks `file` (in bench/) with `args`. With `cpu`, the child runs under `taskset -c cpu` (which
+   * execs Node in its place, same pid and IPC channel), so that it and every thread it starts
+   * stay on that CPU from its first instruction.
+   */
+  constructor (file: string, args: string[], name: string, opts: { execArgv?: string[], cpu?: number } = {}) {
     this.name = name
-    this.child = fork(join(__dirname, file), args, {
-      execArgv: ['--import', 'tsx', '--expose-gc', ...execArgv],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc']
-    })
+    const execArgv = ['--import', 'tsx', '--expose-gc', ...(opts.execArgv ?? [])]
+    const stdio: ['ignore', 'inherit', 'inherit', 'ipc'] = ['ignore', 'inherit', 'inherit', 'ipc']
+    this.child = opts.cpu === undefined
+      ? fork(join(__dirname, file), args, { execArgv, stdio })
+      : spawn('taskset', ['-c', String(opts.cpu), process.execPath, ...execArgv, join(__dirname, file), ...args], { stdio })
     this.ready = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`${name} did not start within 30 s`)), 30_000)
       this.child.on('message', (raw) => {

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import longPollChat from '../lib/index.js'
-import { RedisStore } from '../lib/stores/redis.js'
+import { RedisStore } from '../lib/stores/redis/index.js'
 import type { BenchServer } from './server-proc.js'
 
 async function deleteKeys (client: Redis, prefix: string): Promise<number> {

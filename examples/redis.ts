@@ -14,7 +14,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import { longPollChat } from '../lib/index.js'
-import { RedisStore } from '../lib/stores/redis.js'
+import { RedisStore } from '../lib/stores/redis/index.js'
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'
 const HOST = process.env.HOST ?? '127.0.0.1'

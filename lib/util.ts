@@ -1,6 +1,7 @@
 /** Small helpers shared by the routes, the decorator and the delivery core. */
 import * as crypto from 'node:crypto'
 import { createHash, randomBytes } from 'node:crypto'
+import { ROOM_PATTERN } from './wire.js'
 
 /** A public session id: 128 random bits, base64url (22 characters). Independent of the token. */
 export function newSessionId (): string {
@@ -61,9 +62,8 @@ export function idGenerator (): () => string {
   return () => prefix + '-' + (++counter).toString(36)
 }
 
-export const ROOM_PATTERN = '^(?!\\.{1,2}$)[A-Za-z0-9_.:-]{1,64}$'
+/** `ROOM_PATTERN` of wire.ts, for the decorator's own checks. */
 export const ROOM_REGEX = new RegExp(ROOM_PATTERN)
-export const SESSION_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$'
 const CURSOR = /^(0|[1-9][0-9]{0,14})$/
 
 /** Parses a cursor from the query; undefined when absent, NaN when malformed. */

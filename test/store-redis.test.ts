@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import type { Redis as RedisClient } from 'ioredis'
-import type { RedisStore as RedisStoreClass } from '../lib/stores/redis.js'
+import type { RedisStore as RedisStoreClass } from '../lib/stores/redis/index.js'
 import type { StoreConfig, StoreEvent } from '../types/index.js'
 import { deleteKeys, keysOf, loadRedis, noRedisServer, privateRedis, REDIS_URL, redisSkip, uniquePrefix } from './helpers/redis.js'
 import { outgoing as message, sha256 } from './helpers/store.js'
@@ -248,7 +248,7 @@ t.test('RedisStore', { skip: redisSkip }, async (t) => {
     const store = new RedisStore({ client: c, keyPrefix: prefix })
     await store.init(CONFIG, () => {})
     t.same(await names(), [subscriberName], 'init opened one subscriber connection, named after the prefix')
-    const sub = (store as unknown as { subscriber: RedisClient }).subscriber
+    const sub = (store as unknown as { connection: { subscriber: RedisClient } }).connection.subscriber
     await store.close()
     t.equal(sub.status, 'end', 'the subscriber is closed')
     t.equal(c.status, 'ready', 'the user\'s client is not')

@@ -1,37 +1,25 @@
 /**
- * Public types of fastify-long-poll-chat: the wire message, the plugin options, the
+ * Public types of fastify-long-poll-chat: the wire shapes (from lib/wire.ts), the plugin options, the
  * `app.longPoll` decorator, and the mailbox store interface that every store implements.
  *
  * This file only declares types; it is compiled with the library so that consumers get them
  * from `fastify-long-poll-chat` (and the `declare module 'fastify'` augmentation with them).
  */
 import type { FastifyRequest } from 'fastify'
+import type { Member } from '../lib/wire.js'
 
 /** A JSON value as carried in `data`. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
 
-export type MessageType = 'message' | 'join' | 'leave'
-
-/** A message as it appears on the wire (PROTOCOL.md, "Message"). */
-export interface Message<T = unknown> {
-  id: string
-  type: MessageType
-  /** Sender's session id; null for messages sent by the application through `app.longPoll`. */
-  from: string | null
-  room: string | null
-  to: string | null
-  data: T
-  /** Epoch milliseconds at which the server accepted the message. */
-  ts: number
-}
-
-/** What `members()` returns for each session. */
-export interface Member {
-  id: string
-  profile: Record<string, unknown> | null
-  /** Epoch milliseconds of the session's last authenticated request. */
-  lastSeen: number
-}
+/**
+ * The wire shapes, defined once (as TypeBox schemas) in lib/wire.ts: `Message` (a message as it
+ * appears on the wire, PROTOCOL.md "Message"), `Member` (what `members()` returns for each
+ * session), the request bodies and replies of each route, the error reply and its codes.
+ */
+export type {
+  ErrorCode, ErrorReply, Member, Message, MessageBody, MessageReply, MessageType, MembersReply,
+  PollQuery, PollReply, Profile, RegisterBody, RegisterReply, RoomParams
+} from '../lib/wire.js'
 
 /* ------------------------------------------------------------------------------------------ */
 /* The mailbox store interface                                                                */

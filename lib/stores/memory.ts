@@ -1,7 +1,7 @@
 /**
  * The in-memory mailbox store: the default store, for a single server instance.
  *
- * Layout (the hot-path rules of DESIGN.md):
+ * Layout (the hot-path rules of docs/DESIGN.md):
  * - Every published message is stored once, as one `{ id, ts, json }` object; each recipient's
  *   mailbox holds a reference to it. A broadcast to N sessions allocates nothing per recipient
  *   besides one array slot.

@@ -8,6 +8,7 @@
  */
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http'
 import type { FastifyInstance } from 'fastify'
+import { ERROR_CODES } from '../../lib/wire.js'
 import type { Message } from '../../types/index.js'
 import type { TestLike, TestServer } from './server.js'
 
@@ -176,13 +177,8 @@ export interface Asserts extends TestLike {
   match (found: any, pattern: any, message: string): boolean
 }
 
-/** Every error code PROTOCOL.md names. */
-export const PROTOCOL_CODES = [
-  'LONGPOLL_UNAUTHORIZED', 'LONGPOLL_TOO_MANY_ROOMS', 'LONGPOLL_PROFILE_TOO_LARGE', 'LONGPOLL_SESSIONS_FULL',
-  'LONGPOLL_BAD_CURSOR', 'LONGPOLL_UNKNOWN_SESSION', 'LONGPOLL_POLL_SUPERSEDED', 'LONGPOLL_SHUTTING_DOWN',
-  'LONGPOLL_BAD_MESSAGE', 'LONGPOLL_NOT_A_MEMBER', 'LONGPOLL_NO_SUCH_SESSION', 'LONGPOLL_MESSAGE_TOO_LARGE',
-  'LONGPOLL_RATE_LIMITED', 'LONGPOLL_STORE_UNAVAILABLE'
-]
+/** Every error code PROTOCOL.md names (the code list of lib/wire.ts). */
+export const PROTOCOL_CODES: string[] = Object.keys(ERROR_CODES)
 
 /** True when `code` is a protocol code or one of Fastify's own `FST_ERR_*` codes. */
 export function isProtocolCode (code: unknown): boolean {

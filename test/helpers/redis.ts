@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import type { Redis as RedisClient } from 'ioredis'
-import type { RedisStore as RedisStoreClass } from '../../lib/stores/redis.js'
+import type { RedisStore as RedisStoreClass } from '../../lib/stores/redis/index.js'
 
 /** The Redis the tests use (redis://127.0.0.1:6379/0 in CI), or undefined when unset. */
 export const REDIS_URL = process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL
@@ -21,7 +21,7 @@ export const noRedisServer: false | string = spawnSync('redis-server', ['--versi
 /** ioredis and the Redis store, imported only when a test needs them. */
 export async function loadRedis (): Promise<{ Redis: typeof RedisClient, RedisStore: typeof RedisStoreClass }> {
   const { Redis } = await import('ioredis')
-  const { RedisStore } = await import('../../lib/stores/redis.js')
+  const { RedisStore } = await import('../../lib/stores/redis/index.js')
   return { Redis, RedisStore }
 }
 

@@ -35,7 +35,7 @@ const ui = {
   sendError: byId('send-error')
 }
 
-/** @type {import('../../../lib/client.js').ChatClient<{ text: string, name: string }, { name: string }> | null} */
+/** @type {import('../../../lib/client/index.js').ChatClient<{ text: string, name: string }, { name: string }> | null} */
 let chat = null
 let myName = ''
 /** key ('room:NAME', 'dm:SESSION_ID', 'all') → { key, kind, target, label, entries, unread } */
