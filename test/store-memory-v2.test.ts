@@ -3,12 +3,12 @@
  * string per message whatever the audience, one wake per publish, synchronous answers and
  * events, no clock reads, idle order, sequence numbers, memory freed by age).
  */
-import { createHash } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t, { type Test } from 'tap'
 import { MemoryStore } from '../lib/stores/memory/index.js'
 import type { LogTarget, OutgoingMessage, ReadResult, StoreConfig, StoreEvent } from '../lib/stores/store.js'
+import { sha256 as hash } from './helpers/store.js'
 import { storeContract } from './store-contract-v2/index.js'
 
 storeContract(t, 'memory', async () => ({ store: new MemoryStore(), cleanup: async () => {} }), { modelRuns: 200 })
@@ -23,10 +23,6 @@ const CONFIG: StoreConfig = {
   history: null
 }
 const ALL = { limit: 1000, maxBytes: 1 << 30 }
-
-function hash (s: string): string {
-  return createHash('sha256').update(s).digest('hex')
-}
 
 let counter = 0
 function message (target: LogTarget, data: unknown, ts: number): OutgoingMessage {

@@ -391,7 +391,8 @@ t.test('RedisStore', { skip: redisSkip }, async (t) => {
     const store = new RedisStore({ client: c, keyPrefix: prefix })
     const events: StoreEvent[] = []
     await store.init(CONFIG, (e) => events.push(e))
-    const sub = (store as unknown as { subscriber: RedisClient }).subscriber
+    t.teardown(() => store.close())
+    const sub = (store as unknown as { connection: { subscriber: RedisClient } }).connection.subscriber
     redis.stop()
     await waitFor(() => events.some((e) => e.type === 'unavailable'), 'the unavailable event')
     await waitFor(() => sub.status !== 'ready', 'the subscriber to lose its connection')
