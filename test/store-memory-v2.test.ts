@@ -318,3 +318,37 @@ t.test('expired messages leave the heap after messageTtl, unread, without a time
   const rb = readAll(store, 'b', 0, 1002)
   t.same([data(ra), ra.missed, data(rb), rb.missed], [[], 320, [], 240], 'and they count as missed')
 })
+
+t.test('endPoll after the read that answered the hold: idle time counts from endPoll; an expired session is not revived', async (t) => {
+  const { store } = await setup(t, { sessionTtl: 1000 })
+  create(store, 'a', 0)
+  create(store, 'b', 0)
+  for (const id of ['a', 'b']) {
+    const p = store.poll(hash(id), 0, 5000, ALL, 100)
+    t.equal(p.ok && p.seq, 1, `${id}: held`)
+    store.publish(message({ kind: 'session', id }, id, 200), 200)
+    // The delivery core's order: the read after the wake-up answers (and ends the hold), then
+    // the answered poll ends.
+    t.same(data(store.read(id, 0, ALL, 300, 1) as ReadResult), [id], `${id}: the read answers the hold`)
+  }
+  store.endPoll('a', 1, 400)
+  store.endPoll('b', 1, 1300) // b has been idle for sessionTtl since the read at 300
+  t.same(store.sweep(1399, 100).map((s) => s.id), ['b'], 'b expired at 1300: its late endPoll did not revive it')
+  t.same(store.sweep(1400, 100).map((s) => s.id), ['a'], 'a idle since its endPoll at 400')
+})
+
+t.test('a stale timestamp: an entry that expired behind a younger one in a former member\'s unread copy counts as missed', async (t) => {
+  const { store } = await setup(t, { messageTtl: 100, maxMailboxMessages: 2 })
+  create(store, 'a', 1000, ['r'])
+  create(store, 'b', 1000, ['r'])
+  store.publish(message({ kind: 'room', room: 'r' }, 'young', 1000), 1000)
+  // Accepted after "young" with an older timestamp (a clock stepped back): already past messageTtl.
+  store.publish(message({ kind: 'room', room: 'r' }, 'stale', 500), 1000)
+  t.same(store.leave('a', 'r', 1000), { left: true, size: 1 }, 'a leaves with both unread: they stay its own')
+  // Over the room's cap: "young" leaves the room log (still live: kept for a), "stale" is freed.
+  store.publish(message({ kind: 'room', room: 'r' }, 'later', 1000), 1000)
+  const r = readAll(store, 'a', 0, 1000)
+  t.same(data(r), ['young'], 'the live one is delivered')
+  t.equal(r.missed, 1, 'the expired one behind it is counted as missed, once')
+  t.equal(readAll(store, 'a', r.cursor, 1001).missed, 0)
+})
