@@ -72,7 +72,11 @@ t.test('iterating a closed client yields what nobody consumed yet, then ends', {
   const id = chat.id as string
   await app.longPoll.send(id, { n: 1 })
   await app.longPoll.send(id, { n: 2 })
-  await waitFor(async () => (await app.longPoll.stats()).delivered === 2, 'both messages to reach the client', 5000)
+  // Acknowledged by the client's next poll: it has handled the answer that carried them.
+  await waitFor(async () => {
+    const st = await app.longPoll.stats()
+    return st.delivered === 2 && st.queued === 0 && st.heldPolls === 1
+  }, 'both messages to reach the client and be acknowledged', 5000)
   await chat.close()
   const got: unknown[] = []
   for await (const m of chat) got.push(m.type === 'message' ? m.data : m.type)
