@@ -1,13 +1,13 @@
 /**
  * PROTOCOL.md, "Plugin options the protocol names": the `app.longPoll` decorator, option checks
- * at register time, and the `authenticate` and `onMessage` options.
+ * at register time, and the `authenticate`, `onMessage` and `onSessionEnd` options.
  */
 import t from 'tap'
 import Fastify from 'fastify'
 import longPollChat from '../lib/index.js'
 import type { IncomingMessage, LongPollChatOptions } from '../types/index.js'
-import { register, send, reader, pollOk, assertError } from './helpers/http.js'
-import { start } from './helpers/server.js'
+import { register, send, reader, poll, pollOk, endSession, assertError } from './helpers/http.js'
+import { recordingLogger, start } from './helpers/server.js'
 
 t.test('broadcast: to every session or to a room\'s members; { id, ts, recipients }', async (t) => {
   const s = await start(t, {})
@@ -244,4 +244,52 @@ t.test('onMessage: throwing an error with a 4xx statusCode and a string code ans
   t.same(await readA(), [], 'not delivered')
   t.equal((await send(s, a.token, { data: 'fine' })).status, 202, 'true accepts')
   t.same((await readA()).map((m) => m.data), ['fine'])
+})
+
+t.test('onMessage: any other error refuses the message with 400 and is logged, not shown to the client', async (t) => {
+  const log = recordingLogger('warn')
+  const s = await start(t, {
+    onMessage: (message) => {
+      if (message.data === 'crash') throw new Error('the database is down (a detail for the log only)')
+      if (message.data === '5xx') throw Object.assign(new Error('upstream failed'), { statusCode: 502 })
+      if (message.data === '3xx') throw Object.assign(new Error('moved'), { statusCode: 302 })
+      return true
+    }
+  }, { fastify: { logger: log.logger } })
+  const a = await register(s)
+  const readA = reader(s, a)
+  for (const data of ['crash', '5xx', '3xx']) {
+    const res = await send(s, a.token, { data })
+    assertError(t, res, 400, 'LONGPOLL_BAD_MESSAGE', data)
+    t.equal(res.body?.message, 'message refused', `${data}: the app's error is not shown`)
+  }
+  t.same(await readA(), [], 'none was delivered')
+  const warned = log.entries.filter((e) => e.msg === 'long-poll onMessage refused a message')
+  t.equal(warned.length, 3, 'each one is logged')
+  t.match(warned[0], { level: 40, err: { message: 'the database is down (a detail for the log only)' } }, 'at warn level, with the error')
+})
+
+t.test('onSessionEnd: a hook that throws or rejects is logged; the session still ends and its rooms hear leave', async (t) => {
+  const log = recordingLogger('error')
+  const calls: string[] = []
+  const s = await start(t, {
+    onSessionEnd: (info) => {
+      calls.push(`${info.id}:${info.reason}`)
+      if (calls.length === 1) throw new Error('hook bug (sync)')
+      return Promise.reject(new Error('hook bug (async)'))
+    }
+  }, { fastify: { logger: log.logger } })
+  const a = await register(s, { rooms: ['r'] })
+  const b = await register(s, { rooms: ['r'] })
+  const c = await register(s, { rooms: ['r'] })
+  const readC = reader(s, c)
+  await readC()
+
+  t.equal((await endSession(s, a.token)).status, 204, 'DELETE /session answers 204 all the same')
+  t.equal((await poll(s, a.token, { wait: 0 })).status, 401, 'its token stops working')
+  t.equal(await s.app.longPoll.endSession(b.id), true, 'app.longPoll.endSession resolves true all the same')
+  t.same((await readC()).map((m) => [m.type, m.from]), [['leave', a.id], ['leave', b.id]], 'the room heard both leave')
+  t.same(calls, [`${a.id}:ended`, `${b.id}:ended`], 'the hook was called once for each')
+  const logged = log.entries.filter((e) => e.msg === 'long-poll onSessionEnd hook failed')
+  t.same(logged.map((e) => [e.level, e.err?.message]), [[50, 'hook bug (sync)'], [50, 'hook bug (async)']], 'both failures are logged at error level')
 })

@@ -3,60 +3,14 @@
  * once with 503 LONGPOLL_STORE_UNAVAILABLE and retry-after, held polls are answered with it too,
  * and service resumes by itself when the store is back. The outage is simulated by a store that
  * wraps the in-memory one and rejects every call while "down" (as MailboxStore documents: any
- * rejection means the store is unavailable), announcing it with an `unavailable` event.
+ * rejection means the store is unavailable), announcing it with an `unavailable` event
+ * (test/helpers/flaky-store.ts).
  */
 import t from 'tap'
-import { MemoryStore } from '../lib/index.js'
-import type {
-  AuthResult, CreateResult, EndedSession, JoinResult, MailboxStore, Member, NewSession, OutgoingMessage, Page,
-  PollResult, RateCheck, ReadOptions, ReadResult, StoreConfig, StoreListener, StoreStats
-} from '../lib/stores/store.js'
+import { FlakyStore } from './helpers/flaky-store.js'
 import { register, poll, pollOk, send, join, leave, members, endSession, assertError, type Reply } from './helpers/http.js'
 import { start } from './helpers/server.js'
 import { sleep, waitHeld } from './helpers/wait.js'
-
-class FlakyStore implements MailboxStore {
-  down = false
-  calls = 0
-  private listener: StoreListener | null = null
-  private readonly inner: MailboxStore = new MemoryStore()
-
-  setDown (down: boolean): void {
-    this.down = down
-    if (down) this.listener?.({ type: 'unavailable' })
-  }
-
-  /** Like a remote store: every answer is a Promise, and a rejection while down. */
-  private guard<T> (fn: () => T | Promise<T>): Promise<T> {
-    this.calls++
-    if (this.down) return Promise.reject(new Error('connection refused (simulated outage)'))
-    return Promise.resolve(fn())
-  }
-
-  init (config: StoreConfig, listener: StoreListener): Promise<void> {
-    this.listener = listener
-    return this.inner.init(config, listener)
-  }
-
-  createSession (session: NewSession, now: number, rate?: RateCheck & { key: string }): Promise<CreateResult> { return this.guard(() => this.inner.createSession(session, now, rate)) }
-  authenticate (tokenHash: string, now: number, rate?: RateCheck): Promise<AuthResult> { return this.guard(() => this.inner.authenticate(tokenHash, now, rate)) }
-  refund (sessionId: string, bucket: string, now: number): Promise<void> { return this.guard(() => this.inner.refund(sessionId, bucket, now)) }
-  poll (tokenHash: string, cursor: number | null, holdMs: number, options: ReadOptions, now: number): Promise<PollResult> { return this.guard(() => this.inner.poll(tokenHash, cursor, holdMs, options, now)) }
-  read (sessionId: string, cursor: number | null, options: ReadOptions, now: number, seq?: number): Promise<ReadResult | 'bad-cursor' | null> { return this.guard(() => this.inner.read(sessionId, cursor, options, now, seq)) }
-  endPoll (sessionId: string, seq: number, now: number): Promise<void> { return this.guard(() => this.inner.endPoll(sessionId, seq, now)) }
-  lookup (sessionId: string, now: number): Promise<{ id: string, user: string | null } | null> { return this.guard(() => this.inner.lookup(sessionId, now)) }
-  endSession (sessionId: string): Promise<EndedSession | null> { return this.guard(() => this.inner.endSession(sessionId)) }
-  endUser (user: string): Promise<EndedSession[]> { return this.guard(() => this.inner.endUser(user)) }
-  userSessions (user: string, now: number): Promise<Member[]> { return this.guard(() => this.inner.userSessions(user, now)) }
-  join (sessionId: string, room: string, now: number, history?: number): Promise<JoinResult> { return this.guard(() => this.inner.join(sessionId, room, now, history)) }
-  leave (sessionId: string, room: string, now: number): Promise<{ left: boolean, size: number }> { return this.guard(() => this.inner.leave(sessionId, room, now)) }
-  members (room: string | null, after: string | null, limit: number, now: number): Promise<Page<Member>> { return this.guard(() => this.inner.members(room, after, limit, now)) }
-  history (room: string, before: string | null, limit: number, now: number): Promise<Page<string>> { return this.guard(() => this.inner.history(room, before, limit, now)) }
-  publish (message: OutgoingMessage, now: number): Promise<number> { return this.guard(() => this.inner.publish(message, now)) }
-  sweep (now: number, limit: number): Promise<EndedSession[]> { return this.guard(() => this.inner.sweep(now, limit)) }
-  stats (): Promise<StoreStats> { return this.guard(() => this.inner.stats()) }
-  close (): Promise<void> { return this.inner.close() }
-}
 
 function assertUnavailable (t: Parameters<typeof assertError>[0], res: Reply, what: string): void {
   assertError(t, res, 503, 'LONGPOLL_STORE_UNAVAILABLE', what)

@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import { longPollChat } from '../lib/index.js'
-import { sleep } from './helpers/wait.js'
+import { waitFor } from './helpers/wait.js'
 
 t.test('register, hold a poll, broadcast answers it, next poll gets the later message', async (t) => {
   const app = Fastify()
@@ -13,8 +13,7 @@ t.test('register, hold a poll, broadcast answers it, next poll gets the later me
   t.match(reg, { id: String, token: String, cursor: '0', pollTimeoutMs: 3000 })
   const auth = { authorization: `Bearer ${reg.token}` }
   const held = fetch(`${base}/poll?cursor=${reg.cursor}`, { headers: auth })
-  await sleep(50)
-  t.equal((await app.longPoll.stats()).heldPolls, 1)
+  t.ok(await waitFor(async () => (await app.longPoll.stats()).heldPolls === 1, 'the poll to be held'), 'the poll is held')
   const started = Date.now()
   const sent = await app.longPoll.broadcast({ text: 'Hello, world!' })
   t.equal(sent.recipients, 1)
@@ -46,7 +45,7 @@ t.test('close answers held polls with 503', async (t) => {
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/chat`
   const reg = await (await fetch(`${base}/register`, { method: 'POST' })).json() as { token: string }
   const held = fetch(`${base}/poll`, { headers: { authorization: `Bearer ${reg.token}` } })
-  await sleep(50)
+  await waitFor(async () => (await app.longPoll.stats()).heldPolls === 1, 'the poll to be held')
   const started = Date.now()
   await app.close()
   const res = await held

@@ -3,12 +3,12 @@
  * string per message whatever the audience, one wake per publish, synchronous answers and
  * events, no clock reads, idle order, sequence numbers, memory freed by age).
  */
-import { createHash } from 'node:crypto'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import t, { type Test } from 'tap'
 import { MemoryStore } from '../lib/stores/memory/index.js'
 import type { LogTarget, OutgoingMessage, ReadResult, StoreConfig, StoreEvent } from '../lib/stores/store.js'
+import { sha256 as hash } from './helpers/store.js'
 import { storeContract } from './store-contract/index.js'
 
 storeContract(t, 'memory', async () => ({ store: new MemoryStore(), cleanup: async () => {} }), { modelRuns: 200 })
@@ -23,10 +23,6 @@ const CONFIG: StoreConfig = {
   history: null
 }
 const ALL = { limit: 1000, maxBytes: 1 << 30 }
-
-function hash (s: string): string {
-  return createHash('sha256').update(s).digest('hex')
-}
 
 let counter = 0
 function message (target: LogTarget, data: unknown, ts: number): OutgoingMessage {
@@ -321,4 +317,38 @@ t.test('expired messages leave the heap after messageTtl, unread, without a time
   const ra = readAll(store, 'a', 0, 1002)
   const rb = readAll(store, 'b', 0, 1002)
   t.same([data(ra), ra.missed, data(rb), rb.missed], [[], 320, [], 240], 'and they count as missed')
+})
+
+t.test('endPoll after the read that answered the hold: idle time counts from endPoll; an expired session is not revived', async (t) => {
+  const { store } = await setup(t, { sessionTtl: 1000 })
+  create(store, 'a', 0)
+  create(store, 'b', 0)
+  for (const id of ['a', 'b']) {
+    const p = store.poll(hash(id), 0, 5000, ALL, 100)
+    t.equal(p.ok && p.seq, 1, `${id}: held`)
+    store.publish(message({ kind: 'session', id }, id, 200), 200)
+    // The delivery core's order: the read after the wake-up answers (and ends the hold), then
+    // the answered poll ends.
+    t.same(data(store.read(id, 0, ALL, 300, 1) as ReadResult), [id], `${id}: the read answers the hold`)
+  }
+  store.endPoll('a', 1, 400)
+  store.endPoll('b', 1, 1300) // b has been idle for sessionTtl since the read at 300
+  t.same(store.sweep(1399, 100).map((s) => s.id), ['b'], 'b expired at 1300: its late endPoll did not revive it')
+  t.same(store.sweep(1400, 100).map((s) => s.id), ['a'], 'a idle since its endPoll at 400')
+})
+
+t.test('a stale timestamp: an entry that expired behind a younger one in a former member\'s unread copy counts as missed', async (t) => {
+  const { store } = await setup(t, { messageTtl: 100, maxMailboxMessages: 2 })
+  create(store, 'a', 1000, ['r'])
+  create(store, 'b', 1000, ['r'])
+  store.publish(message({ kind: 'room', room: 'r' }, 'young', 1000), 1000)
+  // Accepted after "young" with an older timestamp (a clock stepped back): already past messageTtl.
+  store.publish(message({ kind: 'room', room: 'r' }, 'stale', 500), 1000)
+  t.same(store.leave('a', 'r', 1000), { left: true, size: 1 }, 'a leaves with both unread: they stay its own')
+  // Over the room's cap: "young" leaves the room log (still live: kept for a), "stale" is freed.
+  store.publish(message({ kind: 'room', room: 'r' }, 'later', 1000), 1000)
+  const r = readAll(store, 'a', 0, 1000)
+  t.same(data(r), ['young'], 'the live one is delivered')
+  t.equal(r.missed, 1, 'the expired one behind it is counted as missed, once')
+  t.equal(readAll(store, 'a', r.cursor, 1001).missed, 0)
 })

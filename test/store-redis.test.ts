@@ -381,6 +381,71 @@ t.test('RedisStore', { skip: redisSkip }, async (t) => {
     t.equal(events.filter((e) => e.type === 'unavailable').length, 1, 'one unavailable event')
   })
 
+  t.test('an error answer from Redis rejects that call only: no outage, the store works on', async (t) => {
+    const prefix = uniquePrefix('lpctest')
+    const c = client(t, prefix)
+    const { store, events } = await started(t, c, prefix)
+    await c.set(prefix + '{lpc}:stats', 'not a hash') // the counters' hash, made the wrong type behind the store's back
+    await t.rejects(Promise.resolve().then(() => store.stats()), /WRONGTYPE/, 'the call rejects with Redis\'s error')
+    await c.del(prefix + '{lpc}:stats')
+    t.same(await store.stats(), { sessions: 0, queued: 0, delivered: 0, dropped: 0 }, 'the next call works')
+    const a = newSession()
+    t.same(await store.createSession(a, Date.now()), { ok: true, sizes: [] })
+    t.same(events.filter((e) => e.type === 'unavailable'), [], 'no unavailable event: Redis is reachable')
+  })
+
+  t.test('a listener that throws, or garbage on the events channel, does not stop the events that follow', async (t) => {
+    const prefix = uniquePrefix('lpctest')
+    const c = client(t, prefix)
+    const store = new RedisStore({ client: c, keyPrefix: prefix })
+    const events: StoreEvent[] = []
+    await store.init(CONFIG, (e) => {
+      events.push(e)
+      if (events.length === 1) throw new Error('a bug in the listener')
+    })
+    t.teardown(() => store.close())
+    const a = newSession()
+    await store.createSession(a, Date.now())
+    const holdOf = async (): Promise<number> => {
+      const r = await store.poll(a.tokenHash, 0, 1000, { limit: 10, maxBytes: 65_536 }, Date.now())
+      return r.ok ? r.seq : -1
+    }
+    const first = await holdOf()
+    await waitFor(() => events.length === 1, 'the first event (its listener throws)')
+    await c.publish(prefix + '{lpc}:events', 'not an event {') // garbage on the events channel is ignored
+    const second = await holdOf()
+    await waitFor(() => events.length === 2, 'the second event, through the same subscriber')
+    t.same(events, [{ type: 'poll', sessionId: a.id, seq: first }, { type: 'poll', sessionId: a.id, seq: second }])
+  })
+
+  t.test('close() during an outage returns at once, and its subscriber does not come back with Redis', { skip: noRedisServer }, async (t) => {
+    const redis = await privateRedis(t)
+    const prefix = uniquePrefix('lpctest')
+    const c = new Redis({ port: redis.port, host: '127.0.0.1', retryStrategy: () => 50 })
+    c.on('error', () => {})
+    t.teardown(() => c.disconnect())
+    const ping = async (): Promise<boolean> => await c.ping().then(() => true, () => false)
+    await waitFor(ping, 'the private redis to accept connections')
+    const store = new RedisStore({ client: c, keyPrefix: prefix })
+    const events: StoreEvent[] = []
+    await store.init(CONFIG, (e) => events.push(e))
+    t.teardown(() => store.close())
+    const sub = (store as unknown as { connection: { subscriber: RedisClient } }).connection.subscriber
+    redis.stop()
+    await waitFor(() => events.some((e) => e.type === 'unavailable'), 'the unavailable event')
+    await waitFor(() => sub.status !== 'ready', 'the subscriber to lose its connection')
+    const at = Date.now()
+    await store.close()
+    t.ok(Date.now() - at < 1000, `close() did not wait for Redis (${Date.now() - at} ms)`)
+    await t.rejects(store.stats(), { code: 'LONGPOLL_STORE_UNAVAILABLE' }, 'a closed store refuses work')
+
+    redis.start()
+    await waitFor(ping, 'the user\'s client to reconnect (the store does not own it)', 5000)
+    await sleep(300) // six retry periods of the subscriber's retryStrategy (50 ms)
+    const names = String(await c.client('LIST')).split('\n').map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1] ?? '')
+    t.notOk(names.includes(`lpc-subscriber:${prefix}`), 'the closed store\'s subscriber did not reconnect')
+  })
+
   t.test('outage: methods fail at once, one unavailable event, service resumes by itself', { skip: noRedisServer }, async (t) => {
     const redis = await privateRedis(t)
     const prefix = uniquePrefix('lpctest')

@@ -83,3 +83,16 @@ export async function start (t: TestLike, options: LongPollChatOptions = {}, sta
     request: (req) => listening === null ? injectRequest(app, prefix, req) : httpCall(listening, prefix, req)
   }
 }
+
+export interface LogEntry {
+  level: number
+  msg?: string
+  err?: { message?: string, type?: string }
+  [key: string]: unknown
+}
+
+/** A Fastify logger (`start(t, opts, { fastify: { logger } })`) that keeps its entries for the test. */
+export function recordingLogger (level = 'info'): { logger: { level: string, stream: { write (line: string): void } }, entries: LogEntry[] } {
+  const entries: LogEntry[] = []
+  return { logger: { level, stream: { write (line: string) { entries.push(JSON.parse(line) as LogEntry) } } }, entries }
+}

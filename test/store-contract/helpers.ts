@@ -13,11 +13,12 @@
  *   "fence" event (a `poll` event of a session of their own) has arrived;
  * - TTL boundaries are not pinned to the millisecond: "before" and "after" are clearly apart.
  */
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import type {
   LogTarget, MailboxStore, NewSession, OutgoingMessage, PollResult, ReadResult, StoreConfig, StoreEvent
 } from '../../lib/stores/store.js'
+import { sha256 } from '../helpers/store.js'
 
 export interface ContractStoreFactory {
   /** A fresh, empty store, not yet init'ed; cleanup removes everything it created. */
@@ -53,9 +54,8 @@ export interface TestSession {
   user: string | null
 }
 
-export function hash (token: string): string {
-  return createHash('sha256').update(token).digest('hex')
-}
+/** The token hash the store is given: SHA-256, hex. */
+export const hash = sha256
 
 export function unique (prefix: string): string {
   return `${prefix}-${randomBytes(9).toString('base64url')}`

@@ -192,11 +192,4 @@ export class IdleList {
     this.#boundary = b
     return this.expired
   }
-
-  clear (): void {
-    this.head = null
-    this.tail = null
-    this.#boundary = null
-    this.expired = 0
-  }
 }
