@@ -132,7 +132,11 @@ export class Transport {
     }
     const headers: Record<string, string> = { ...options.headers }
     if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
-    const init: RequestInit = { method, headers, signal: controller.signal }
+    // `no-store` keeps the request out of the browser's HTTP cache altogether, so that it does not
+    // wait for another request to the same URL (Chromium's cache lock): tabs with a session each
+    // poll the same URL whenever their cursors are equal, which with protocol 2 they often are,
+    // and each such poll would wait for the held poll before it (one held poll per browser).
+    const init: RequestInit = { method, headers, signal: controller.signal, cache: 'no-store' }
     if (options.body !== undefined) {
       headers['content-type'] = 'application/json'
       init.body = JSON.stringify(options.body)
