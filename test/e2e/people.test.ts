@@ -109,6 +109,7 @@ t.test('#announcements is read-only: no composer, and the server refuses a post 
   t.equal(await ada.page.locator('#read-only').isVisible(), true, 'a note says why')
   t.equal(await ada.page.getByRole('button', { name: 'Leave Announcements' }).isVisible(), false, 'and no Leave button')
   t.equal(await ada.page.locator('#log .system').count(), 0, 'nobody\'s coming and going is shown here')
+  await ada.page.screenshot({ path: join(RESULTS, 'e2e-announcements-ada.png') })
 
   t.same(await postFromPage(ada.page, { data: { text: 'I am an announcement too' }, room: ANNOUNCEMENTS }), { status: 403, code: 'LONGPOLL_FORBIDDEN' }, 'a post to #announcements is refused')
   t.same(await postFromPage(ada.page, { data: { text: 'to everyone' } }), { status: 403, code: 'LONGPOLL_FORBIDDEN' }, 'so is a post to everyone')
