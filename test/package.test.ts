@@ -63,7 +63,7 @@ t.test('the browser build of the client is one standalone ES module', async (t) 
   const out = run(['--no-warnings', '--input-type=module', '-e', `
     const m = await import(${JSON.stringify('file://' + browserBuild)})
     console.log(Object.keys(m).sort().join(), m.default === m.createChatClient)`])
-  t.equal(out, 'ChatClient,ChatClientError,createChatClient,default true', 'its exports')
+  t.equal(out, 'ChatClient,ChatClientError,MEMBER_PAGES,createChatClient,default true', 'its exports')
 })
 
 t.test('the Redis store loads from its subpath, without loading ioredis', async (t) => {

@@ -1,12 +1,13 @@
 /**
  * Type tests of the client as its users get it (`fastify-long-poll-chat/client`, through the
- * package's exports map, from dist/): message narrowing on `type`, `send` targets, event
- * payloads, the generic data and profile types, and the client types' fit with the wire types.
+ * package's exports map, from dist/): message narrowing on `type`, `send` targets (one at most),
+ * history and member pages, event payloads, the generic data and profile types, and the client
+ * types' fit with the wire types.
  */
 import { expectAssignable, expectError, expectNotAssignable, expectType } from 'tsd'
 import createChatClientDefault, {
-  ChatClient, ChatClientError, createChatClient, type ChatMember, type ChatMessage, type ChatSession,
-  type ChatState, type CloseReason, type Profile, type SendResult
+  ChatClient, ChatClientError, createChatClient, MEMBER_PAGES, type ChatMember, type ChatMessage, type ChatSession,
+  type ChatState, type CloseReason, type HistoryPage, type MembersPage, type Profile, type SendResult, type SendTarget
 } from 'fastify-long-poll-chat/client'
 import type { Member, Message } from 'fastify-long-poll-chat'
 
@@ -33,6 +34,8 @@ chat.on('message', (m) => {
   expectType<string | null>(m.room)
   expectType<string | null>(m.to)
   expectType<number>(m.ts)
+  // Present (true) on a message sent to a person (`toUser`).
+  expectType<true | undefined>(m.toUser)
   if (m.type === 'message') {
     expectType<Text>(m.data)
   } else {
@@ -51,11 +54,19 @@ async function iterate (): Promise<void> {
 }
 expectType<Promise<void>>(iterate())
 
-// send: data of type T; a room, one session (`to`), or no target (every session); never both.
+// send: data of type T; a room, one session (`to`), a person (`toUser`), or no target (every
+// session); never two of them.
 expectType<Promise<SendResult>>(chat.send({ text: 'hi' }))
 expectType<Promise<SendResult>>(chat.send({ text: 'hi' }, { room: 'lobby' }))
 expectType<Promise<SendResult>>(chat.send({ text: 'hi' }, { to: 'session-id' }))
+expectType<Promise<SendResult>>(chat.send({ text: 'hi' }, { toUser: 'session-id' }))
+expectAssignable<SendTarget>({ toUser: 'session-id' })
 expectError(chat.send({ text: 'hi' }, { room: 'lobby', to: 'session-id' }))
+expectError(chat.send({ text: 'hi' }, { room: 'lobby', toUser: 'session-id' }))
+expectError(chat.send({ text: 'hi' }, { to: 'session-id', toUser: 'session-id' }))
+expectError(chat.send({ text: 'hi' }, { room: 'lobby', to: 'a', toUser: 'b' }))
+expectError(chat.send({ text: 'hi' }, { toUser: 1 }))
+expectNotAssignable<SendTarget>({ to: 'a', toUser: 'b' })
 expectError(chat.send({ text: 'hi' }, {}))
 expectError(chat.send({ text: 1 }))
 expectError(chat.send({ text: 'hi' }, { room: 1 }))
@@ -106,6 +117,32 @@ async function members (): Promise<void> {
 expectType<Promise<void>>(members())
 expectType<Promise<void>>(chat.join('lobby'))
 expectType<Promise<void>>(chat.leave('lobby'))
+
+// Joining with history resolves with the room's recent messages; history and member pages.
+expectType<Promise<Array<ChatMessage<Text, Person>>>>(chat.join('lobby', { history: 20 }))
+expectError(chat.join('lobby', { history: '20' }))
+expectError(chat.join('lobby', { limit: 20 }))
+expectType<Promise<HistoryPage<Text, Person>>>(chat.history('lobby'))
+expectType<Promise<HistoryPage<Text, Person>>>(chat.history('lobby', { before: 'cursor', limit: 10 }))
+expectError(chat.history('lobby', { after: 'cursor' }))
+expectError(chat.history('lobby', { limit: '10' }))
+expectType<Promise<MembersPage<Person>>>(chat.membersPage('lobby'))
+expectType<Promise<MembersPage<Person>>>(chat.membersPage('lobby', { after: 'cursor', limit: 10 }))
+expectError(chat.membersPage('lobby', { before: 'cursor' }))
+async function pages (): Promise<void> {
+  const page = await chat.history('lobby')
+  expectType<string | null>(page.next)
+  const [m] = page.messages
+  if (m.type === 'message') expectType<Text>(m.data)
+  else expectType<Person | null>(m.data)
+  const members = await chat.membersPage('lobby', { limit: 5 })
+  expectType<string | null>(members.next)
+  expectType<Person | null>(members.members[0].profile)
+  const recent = await chat.join('den', { history: 5 })
+  expectType<string>(recent[0].id)
+}
+expectType<Promise<void>>(pages())
+expectAssignable<number>(MEMBER_PAGES)
 expectType<Promise<void>>(chat.close())
 expectType<Promise<void>>(chat.ready())
 expectType<string | null>(chat.id)

@@ -5,7 +5,7 @@
  * token comes with each call, and what to do about an error is the caller's choice (index.ts).
  */
 import type {
-  MembersReply, MessageBody, MessageReply, PollReply, RegisterBody, RegisterReply
+  HistoryReply, MembersReply, MessageBody, MessageReply, PollReply, RegisterBody, RegisterReply
 } from '../wire.js'
 import { ChatClientError } from './types.js'
 
@@ -22,6 +22,14 @@ export function parseRetryAfter (value: string | null): number | undefined {
 export function toClientError (err: unknown): ChatClientError {
   if (err instanceof ChatClientError) return err
   return new ChatClientError(String((err as Error)?.message ?? err), 'LONGPOLL_CLIENT_NETWORK', undefined, undefined, err)
+}
+
+/** A query string of the parameters that are set (`''` when none is). */
+function query (params: Record<string, string | number | undefined>): string {
+  const search = new URLSearchParams()
+  for (const [key, value] of Object.entries(params)) if (value !== undefined) search.set(key, String(value))
+  const text = search.toString()
+  return text === '' ? '' : '?' + text
 }
 
 export interface RequestOptions {
@@ -67,11 +75,7 @@ export class Transport {
 
   /** `GET /poll`; `signal` aborts it as well as closing does. */
   async poll (token: string, poll: PollRequest, signal?: AbortSignal): Promise<PollReply> {
-    const params = new URLSearchParams()
-    if (poll.cursor !== null) params.set('cursor', poll.cursor)
-    if (poll.wait !== undefined) params.set('wait', String(poll.wait))
-    const query = params.toString()
-    return await this.request<PollReply>('GET', `/poll${query === '' ? '' : '?' + query}`, {
+    return await this.request<PollReply>('GET', `/poll${query({ cursor: poll.cursor ?? undefined, wait: poll.wait })}`, {
       token,
       timeoutMs: poll.holdMs + this.requestTimeout,
       abortable: true,
@@ -84,9 +88,10 @@ export class Transport {
     return await this.request<MessageReply>('POST', '/messages', { body, token, timeoutMs: this.requestTimeout })
   }
 
-  /** `POST /rooms/:room/join` */
-  async join (token: string, room: string): Promise<void> {
-    await this.request('POST', `/rooms/${encodeURIComponent(room)}/join`, { token, timeoutMs: this.requestTimeout })
+  /** `POST /rooms/:room/join`, with `?history=N` when `history` is given (then the reply is a history page). */
+  async join (token: string, room: string, history?: number): Promise<HistoryReply | undefined> {
+    const query = history === undefined ? '' : `?history=${history}`
+    return await this.request<HistoryReply | undefined>('POST', `/rooms/${encodeURIComponent(room)}/join${query}`, { token, timeoutMs: this.requestTimeout })
   }
 
   /** `POST /rooms/:room/leave` */
@@ -94,9 +99,16 @@ export class Transport {
     await this.request('POST', `/rooms/${encodeURIComponent(room)}/leave`, { token, timeoutMs: this.requestTimeout })
   }
 
-  /** `GET /rooms/:room/members` */
-  async members (token: string, room: string): Promise<MembersReply> {
-    return await this.request<MembersReply>('GET', `/rooms/${encodeURIComponent(room)}/members`, { token, timeoutMs: this.requestTimeout })
+  /** `GET /rooms/:room/members?limit&after` */
+  async members (token: string, room: string, page: { after?: string, limit?: number } = {}): Promise<MembersReply> {
+    const path = `/rooms/${encodeURIComponent(room)}/members${query({ limit: page.limit, after: page.after })}`
+    return await this.request<MembersReply>('GET', path, { token, timeoutMs: this.requestTimeout })
+  }
+
+  /** `GET /rooms/:room/history?limit&before` */
+  async history (token: string, room: string, page: { before?: string, limit?: number } = {}): Promise<HistoryReply> {
+    const path = `/rooms/${encodeURIComponent(room)}/history${query({ limit: page.limit, before: page.before })}`
+    return await this.request<HistoryReply>('GET', path, { token, timeoutMs: this.requestTimeout })
   }
 
   /** `DELETE /session`, with `keepalive` so that it is sent even while the page unloads. */
@@ -120,7 +132,11 @@ export class Transport {
     }
     const headers: Record<string, string> = { ...options.headers }
     if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`
-    const init: RequestInit = { method, headers, signal: controller.signal }
+    // `no-store` keeps the request out of the browser's HTTP cache altogether, so that it does not
+    // wait for another request to the same URL (Chromium's cache lock): tabs with a session each
+    // poll the same URL whenever their cursors are equal, which with protocol 2 they often are,
+    // and each such poll would wait for the held poll before it (one held poll per browser).
+    const init: RequestInit = { method, headers, signal: controller.signal, cache: 'no-store' }
     if (options.body !== undefined) {
       headers['content-type'] = 'application/json'
       init.body = JSON.stringify(options.body)

@@ -28,10 +28,14 @@ import { pageLifecycle } from './queue.js'
 import {
   ChatClientError, type ChatClientEvents, type ChatClientOptions, type ChatEventName, type ChatMember,
   type ChatMessage, type ChatRole, type ChatSession, type ChatState, type CloseOptions, type CloseReason,
+  type HistoryOptions, type HistoryPage, type JoinOptions, type MembersPage, type MembersPageOptions,
   type Profile, type SendResult, type SendTarget
 } from './types.js'
 
 export * from './types.js'
+
+/** The most member pages `members()` reads (then it stops: a bigger room needs `membersPage`). */
+export const MEMBER_PAGES = 10
 
 export class ChatClient<T = unknown, P extends Profile = Profile> extends ChatCore<T, P> implements AsyncIterable<ChatMessage<T, P>> {
   /** This client's session id (public, used by others to address direct messages); null before registration. */
@@ -84,20 +88,34 @@ export class ChatClient<T = unknown, P extends Profile = Profile> extends ChatCo
     return this.inbox.iterate(this.currentState === 'closed')
   }
 
-  /** Sends `data` to a room, to one session (`to`: its id), or with no target to every session. */
+  /**
+   * Sends `data` to a room, to one session (`to`: its id), to the person behind a session
+   * (`toUser`: a session id; every live session of its user), or with no target to every session.
+   */
   async send (data: T, target?: SendTarget): Promise<SendResult> {
     const body: MessageBody = { data }
     if (target?.room !== undefined) body.room = target.room
     if (target?.to !== undefined) body.to = target.to
+    if (target?.toUser !== undefined) body.toUser = target.toUser
     // A 401 means the server did not take the message: sending again after registering is safe.
     return await this.authed(token => this.transport.send(token, body))
   }
 
-  /** Joins a room (a no-op for a room the session is in). */
-  async join (room: string): Promise<void> {
-    await this.authed(token => this.transport.join(token, room))
+  /**
+   * Joins a room (a no-op for a room the session is in). With `{ history: n }` it resolves with
+   * up to `n` of the room's most recent messages accepted before the join, oldest first (`[]`
+   * when the server keeps no history); what comes after the join arrives as `message` events.
+   * For a room the session was in already, some of them may have been handed over as events
+   * too: tell them apart by `id`.
+   */
+  join (room: string): Promise<void>
+  join (room: string, options: JoinOptions): Promise<Array<ChatMessage<T, P>>>
+  async join (room: string, options?: JoinOptions): Promise<void | Array<ChatMessage<T, P>>> {
+    const history = options?.history
+    const res = await this.authed(token => this.transport.join(token, room, history))
     this.rooms.add(room)
     this.roomsChanged()
+    if (options !== undefined) return (res?.messages ?? []) as Array<ChatMessage<T, P>>
   }
 
   /** Leaves a room (a no-op for a room the session is not in). */
@@ -107,10 +125,43 @@ export class ChatClient<T = unknown, P extends Profile = Profile> extends ChatCo
     this.roomsChanged()
   }
 
-  /** The room's live members (the session must be one). */
+  /**
+   * The room's live members, in the order they joined (the session must be one): every page,
+   * up to `MEMBER_PAGES` (10) of them, so at most 1000 members with the server's default page
+   * size. For bigger rooms use `membersPage`. Each page counts against the server's page rate limit.
+   */
   async members (room: string): Promise<Array<ChatMember<P>>> {
-    const res = await this.authed(token => this.transport.members(token, room))
-    return res.members as Array<ChatMember<P>>
+    const seen = new Set<string>()
+    const all: Array<ChatMember<P>> = []
+    let after: string | undefined
+    for (let i = 0; i < MEMBER_PAGES; i++) {
+      const page = await this.membersPage(room, after === undefined ? {} : { after })
+      // A member who left and joined again between two pages would come twice.
+      for (const member of page.members) {
+        if (seen.has(member.id)) continue
+        seen.add(member.id)
+        all.push(member)
+      }
+      if (page.next === null) break
+      after = page.next
+    }
+    return all
+  }
+
+  /** One page of the room's live members: `{ members, next }`; ask for the next with `{ after: next }` (null: the last page). */
+  async membersPage (room: string, options: MembersPageOptions = {}): Promise<MembersPage<P>> {
+    const res = await this.authed(token => this.transport.members(token, room, options))
+    return { members: res.members as Array<ChatMember<P>>, next: res.next }
+  }
+
+  /**
+   * A page of the room's history (the session must be a member): its most recent messages, or
+   * with `before` (a `next`) those before, oldest first, `join` and `leave` included; `next`
+   * pages further back (null: nothing older). Empty when the server keeps no history.
+   */
+  async history (room: string, options: HistoryOptions = {}): Promise<HistoryPage<T, P>> {
+    const res = await this.authed(token => this.transport.history(token, room, options))
+    return { messages: res.messages as Array<ChatMessage<T, P>>, next: res.next }
   }
 
   /**

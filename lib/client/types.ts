@@ -169,8 +169,44 @@ export interface SharedOptions {
 /** What `send()` resolves with: the wire reply of `POST /messages`. */
 export type SendResult = MessageReply
 
-/** Where `send()` delivers: a room, one session, or (neither) every session. */
-export type SendTarget = { room: string, to?: undefined } | { to: string, room?: undefined }
+/**
+ * Where `send()` delivers, exactly one of: a room's members (`room`), one session (`to`: its id),
+ * the person behind a session (`toUser`: a session id; every live session of that session's
+ * user gets it, or that session alone when it has no user). No target: every session.
+ */
+export type SendTarget =
+  | { room: string, to?: undefined, toUser?: undefined }
+  | { to: string, room?: undefined, toUser?: undefined }
+  | { toUser: string, room?: undefined, to?: undefined }
+
+/** `join(room, { history })`: also return up to `history` of the room's recent messages (1 … the server's history page size, 50). */
+export interface JoinOptions {
+  history: number
+}
+
+/** `history(room, options)`: `limit` messages at most (default and maximum: the server's page size, 50), before the page cursor `before` (a `next`). */
+export interface HistoryOptions {
+  before?: string
+  limit?: number
+}
+
+/** A page of a room's history, oldest first; `next` pages further back (`before: next`), null when there is nothing older. */
+export interface HistoryPage<T = unknown, P extends Profile = Profile> {
+  messages: Array<ChatMessage<T, P>>
+  next: string | null
+}
+
+/** `membersPage(room, options)`: `limit` members at most (default and maximum: the server's page size, 100), after the page cursor `after` (a `next`). */
+export interface MembersPageOptions {
+  after?: string
+  limit?: number
+}
+
+/** A page of a room's members, in the order they joined; `next` is the next page's `after`, null on the last page. */
+export interface MembersPage<P extends Profile = Profile> {
+  members: Array<ChatMember<P>>
+  next: string | null
+}
 
 /** An error from a request: `statusCode` and `code` come from the server's error body. */
 export class ChatClientError extends Error {

@@ -124,7 +124,9 @@ t.test('a page offline for a few seconds gets every message, in order, once', { 
 })
 
 t.test('a direct message reaches only its addressee', { timeout: 60_000 }, async (t) => {
-  const url = await server(t)
+  const chat = await startChat()
+  t.teardown(() => chat.app.close())
+  const url = chat.url
   const ada = await page(t, url, 'Ada')
   const bob = await page(t, url, 'Bob')
   const grace = await page(t, url, 'Grace')
@@ -134,6 +136,9 @@ t.test('a direct message reaches only its addressee', { timeout: 60_000 }, async
   await say(bob.page, 'No WebSockets, and nothing is lost when my train goes through a tunnel.')
   await say(grace.page, 'Messages wait in my mailbox until my next poll acknowledges them.')
   await shows(ada.page, 'Messages wait in my mailbox until my next poll acknowledges them.')
+  // A message of the server itself (for the README's screenshot: its badge).
+  await chat.app.longPoll.broadcast({ text: 'The lobby keeps its last hour: whoever comes later reads it too.' }, { room: 'lobby' })
+  await shows(ada.page, 'The lobby keeps its last hour: whoever comes later reads it too.')
 
   await bob.page.getByRole('button', { name: 'Write to Ada privately' }).click()
   await bob.page.locator('#conv-title', { hasText: 'Ada' }).waitFor()
