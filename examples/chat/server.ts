@@ -89,6 +89,13 @@ export async function buildChatApp (options: ChatAppOptions = {}): Promise<Fasti
     logger: { redact: ['req.headers.authorization', 'req.headers.cookie'] },
     // Close every connection on shutdown, including one a browser opened and never used.
     forceCloseConnections: true,
+    // A connection silent for longer than a held poll (25 s) plus the time to answer it is dead.
+    connectionTimeout: 40_000,
+    // The whole request (headers and body) must arrive within 10 s; held polls are not limited
+    // by it (their request is complete: the response is what waits).
+    requestTimeout: 10_000,
+    // Behind a proxy, TRUST_PROXY=1 makes request.ip (the registration limit's key) the client's.
+    trustProxy: process.env.TRUST_PROXY === '1',
     ...options.fastify
   }
   // Browsers speak HTTP/2 only over TLS; `allowHTTP1` keeps curl and Node's fetch working.
