@@ -264,7 +264,7 @@ t.test('onMessage: any other error refuses the message with 400 and is logged, n
     t.equal(res.body?.message, 'message refused', `${data}: the app's error is not shown`)
   }
   t.same(await readA(), [], 'none was delivered')
-  const warned = log.entries.filter((e) => e.msg === 'long-poll onMessage refused a message')
+  const warned = log.entries.filter((e) => e.msg === 'long-poll onMessage threw: message refused')
   t.equal(warned.length, 3, 'each one is logged')
   t.match(warned[0], { level: 40, err: { message: 'the database is down (a detail for the log only)' } }, 'at warn level, with the error')
 })

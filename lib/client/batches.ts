@@ -58,11 +58,16 @@ export class BatchLog {
 
   /**
    * `after`: the number this tab reached before a reload (null for a new tab); `need` asks the
-   * group for the batches after a number; a gap not filled within `gapMs` is given up on.
+   * group for the batches after a number; a gap not filled within `gapMs` is given up on;
+   * `total`: the message count handed over up to `after` (so that what it missed later is counted
+   * from there, not from 0).
    */
-  constructor (after: number | null, private readonly sink: BatchSink, private readonly need: (after: number) => void, private readonly gapMs: number) {
+  constructor (after: number | null, private readonly sink: BatchSink, private readonly need: (after: number) => void, private readonly gapMs: number, total = 0) {
     this.fresh = after === null
-    if (after !== null) this.seq = after
+    if (after !== null) {
+      this.seq = after
+      this.total = total
+    }
   }
 
   /** The recent batches after `after`. */

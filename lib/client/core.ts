@@ -87,7 +87,7 @@ export abstract class ChatCore<T, P extends Profile> {
     this.readyPromise.catch(() => {})
     pageLifecycle(true, { online: this.onOnline, hide: this.onHide, show: this.onShow })
     if (this.current !== null) this.resolveReady()
-    if (shared !== undefined && !perTab) this.group = TabGroup.create(name, shared, this.host(), resumed === null ? null : resumed.seq)
+    if (shared !== undefined && !perTab) this.group = TabGroup.create(name, shared, this.host(), resumed === null ? null : { seq: resumed.seq, total: resumed.total })
     this.loop = this.group === null ? this.run(this.closeController.signal) : Promise.resolve()
     this.save()
   }

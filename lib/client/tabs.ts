@@ -88,18 +88,20 @@ export class TabGroup {
   }
 
   /** A group, or null when Web Locks or BroadcastChannel are missing (the client polls alone). */
-  static create (name: string, options: SharedOptions, host: TabHost, after: number | null): TabGroup | null {
+  /** `after`: the position (sequence number and message count) this tab reached before a reload; null for a new tab. */
+  static create (name: string, options: SharedOptions, host: TabHost, after: { seq: number, total: number } | null): TabGroup | null {
     const apis = TabGroup.apis(options)
     return apis === null ? null : new TabGroup(name, apis.locks, new apis.Channel(name), options, host, after)
   }
 
   private constructor (
     private readonly name: string, private readonly locks: LockManagerLike, private readonly channel: ChannelLike,
-    options: SharedOptions, private readonly host: TabHost, after: number | null
+    options: SharedOptions, private readonly host: TabHost, position: { seq: number, total: number } | null
   ) {
+    const after = position === null ? null : position.seq
     this.heartbeat = Math.max(20, options.heartbeat ?? 1000)
     this.settleMs = Math.max(0, options.settle ?? 150)
-    this.log = new BatchLog(after, host, (seq) => this.post({ t: 'need', from: this.tabId, after: seq }), this.heartbeat)
+    this.log = new BatchLog(after, host, (seq) => this.post({ t: 'need', from: this.tabId, after: seq }), this.heartbeat, position?.total ?? 0)
     channel.onmessage = (event) => this.receive(event.data as Msg)
     this.post({ t: 'hello', from: this.tabId, after })
     this.pingAt = Date.now()
@@ -236,7 +238,9 @@ export class TabGroup {
 
   private suspend (): void {
     this.suspended = true
+    // Out of the lock's queue: resume() joins it again (a request left aborted would keep it out).
     this.queued?.abort()
+    this.queued = null
     this.leading?.abort()
   }
 
