@@ -1,11 +1,12 @@
 /**
- * The store interface, version 2 (re-exported from types/index.ts once the lead integrates it).
+ * The store interface (re-exported from types/index.ts).
  *
  * One model for every store ("logs"): each message is appended ONCE to the log of what it was
  * sent to — `all` (everyone), `r:<room>`, `s:<sessionId>` (a session's own inbox), `u:<user>`
  * (a user's inbox) — and a session's mailbox is its position in the logs it belongs to. A
  * publish costs O(1) whatever the audience; a read merges the session's logs by a global
- * sequence number `g` that the store assigns in acceptance order. See /work/notes/design-v2.md.
+ * sequence number `g` that the store assigns in acceptance order. See docs/DESIGN.md ("The model"
+ * and "A read, step by step").
  *
  * Time: the store never reads the clock; every time-dependent decision uses the `now` it is given.
  * Sync or async: every method may return a value or a Promise of it (the memory store answers
@@ -18,7 +19,7 @@
  * digits (`/^(0|[1-9][0-9]{0,15})$/`): opaque to clients, but the core rejects any other string
  * with 400 LONGPOLL_BAD_CURSOR before it calls the store (what a store does with one is unspecified).
  *
- * Changes to the interface as first drafted (notes/store-v2.ts), documentation only, no type changed:
+ * Rules the types alone do not say:
  * - the two cursor rules above (first cursor 0; the syntax of page cursors, checked by the core);
  * - `ReadOptions.limit` 0 (HEAD /poll) neither delivers nor reports: it acknowledges, and any
  *   `missed` it finds is kept for the next read that returns a result (a HEAD has no body, so

@@ -1,6 +1,6 @@
 /**
  * A session's read in the in-memory store v2: acknowledge, drop what expired or overflowed, and
- * collect what follows the cursor, merging the session's logs by `g` (design-v2.md, "read").
+ * collect what follows the cursor, merging the session's logs by `g` (docs/DESIGN.md, "A read, step by step").
  * It loops over the session's own cursors (at most maxRoomsPerSession + 3, plus leftovers),
  * never over other sessions.
  */

@@ -1,6 +1,6 @@
 /**
  * The Redis store (store interface v2, ../store.ts): several server instances share one Redis,
- * with no sticky sessions, and the same semantics as the memory store (design-v2.md).
+ * with no sticky sessions, and the same semantics as the memory store (docs/DESIGN.md).
  *
  * Each message is appended once, to the log of what it was sent to; a session's mailbox is its
  * position in the logs it belongs to. Every step is one Lua script (registered with

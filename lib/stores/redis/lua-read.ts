@@ -1,5 +1,5 @@
 /**
- * Lua library of the Redis store: a session's read (design-v2.md, "read"): acknowledge up to
+ * Lua library of the Redis store: a session's read (docs/DESIGN.md, "A read, step by step"): acknowledge up to
  * the cursor, drop what was trimmed, expired or overflowed (counting `missed`), and collect what
  * follows, merging the session's logs by `g`. It loops over the session's own memberships (at
  * most maxRoomsPerSession + 3, plus the few that linger after a leave), never over recipients.
